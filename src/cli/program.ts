@@ -1,0 +1,139 @@
+import { Command, CommanderError, Option } from 'commander';
+import type { Ctx } from './context.js';
+
+/**
+ * Options defined once as data: commander wiring and the README's option
+ * tables both come from here. Command handlers load lazily so `--help` stays fast.
+ */
+export interface OptionDef {
+  readonly flags: string;
+  readonly description: string;
+  readonly choices?: readonly string[];
+  readonly default?: string;
+}
+
+export const commonOptions: readonly OptionDef[] = [
+  {
+    flags: '-c, --config <file>',
+    description: 'cluster description to read and update',
+    default: 'cluster.yaml',
+  },
+  { flags: '--json', description: 'print one JSON document for scripts instead of text' },
+];
+
+export const sshOptions: readonly OptionDef[] = [
+  {
+    flags: '--identity <file>',
+    description: 'SSH private key (default: ssh-agent, then ~/.ssh/id_*)',
+  },
+  {
+    flags: '--known-hosts <file>',
+    description: 'known_hosts file to check host keys against (default: ~/.ssh/known_hosts)',
+  },
+  {
+    flags: '--accept-new-host-key',
+    description: 'trust and record a host key seen for the first time (never a changed one)',
+  },
+];
+
+export const initOptions: readonly OptionDef[] = [
+  {
+    flags: '--host <target>',
+    description:
+      'first manager as user@address[:port] or an ~/.ssh/config alias; omit to set up this machine',
+  },
+  {
+    flags: '--domain <name>',
+    description: 'domain the platform app answers on, e.g. apps.example.com',
+  },
+  { flags: '--email <address>', description: "contact address for Let's Encrypt" },
+  {
+    flags: '--advertise-addr <ip>',
+    description: 'address other nodes reach this manager on (default: detected)',
+  },
+  {
+    flags: '--topology <name>',
+    description: 'cluster shape this manager starts',
+    choices: ['single', 'three-node', 'ha'],
+  },
+  { flags: '--proxy <provider>', description: 'ingress proxy', choices: ['traefik', 'caddy'] },
+  {
+    flags: '--tls <mode>',
+    description: "certificates: acme (Let's Encrypt), internal (proxy's own CA) or off",
+    choices: ['acme', 'internal', 'off'],
+  },
+  {
+    flags: '--force',
+    description: 'go on although the host is below the minimums or a port is taken',
+  },
+  { flags: '--dry-run', description: 'print every step with its exact command and change nothing' },
+  { flags: '-y, --yes', description: 'apply without asking (needed when there is no terminal)' },
+  {
+    flags: '--timeout <seconds>',
+    description: 'how long to wait for every service to run (default: deploy.timeout, 300)',
+  },
+];
+
+function addOptions(cmd: Command, defs: readonly OptionDef[]): Command {
+  for (const d of defs) {
+    const o = new Option(d.flags, d.description);
+    if (d.choices) o.choices(d.choices as string[]);
+    if (d.default !== undefined) o.default(d.default);
+    cmd.addOption(o);
+  }
+  return cmd;
+}
+
+export function buildProgram(ctx: Ctx): Command {
+  const program = new Command('cluster-cli')
+    .description('Turn fresh servers into a production Docker Swarm cluster.')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => ctx.stdout.write(s),
+      writeErr: (s) => ctx.stderr.write(s),
+    });
+
+  const init = addOptions(program.command('init'), [
+    ...initOptions,
+    ...sshOptions,
+    ...commonOptions,
+  ])
+    .description(
+      'Check a host, install Docker, initialise Swarm, create networks and deploy the platform stack.',
+    )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ cluster-cli init                                        # this machine, asks for what it needs
+  $ cluster-cli init --host root@203.0.113.10 --domain apps.example.com \\
+        --email ops@example.com --yes                        # scripted, over SSH
+  $ cluster-cli init --host deploy@203.0.113.10:2222 --dry-run  # show every command, change nothing`,
+    )
+    .action(async (opts) => {
+      const { runInit } = await import('./init.js');
+      await runInit(opts, ctx);
+    });
+  init.exitOverride();
+
+  const stack = program.command('stack').description('Render the platform stack file.');
+  addOptions(stack.command('render'), [
+    ...commonOptions,
+    { flags: '-o, --out <file>', description: 'write the YAML to a file instead of stdout' },
+  ])
+    .description('Print the stack YAML for the current cluster.yaml without touching any host.')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ cluster-cli stack render\n  $ cluster-cli stack render -c prod.yaml -o stack.yml',
+    )
+    .action(async (opts) => {
+      const { runStackRender } = await import('./stack.js');
+      await runStackRender(opts, ctx);
+    });
+
+  return program;
+}
+
+export { CommanderError };

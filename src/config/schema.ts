@@ -1,0 +1,195 @@
+import { z } from 'zod';
+import {
+  MEMORY,
+  NODE_LABEL_KEY,
+  NODE_LABEL_VALUE,
+  DOMAIN_RE,
+  EMAIL_RE,
+  isHostname,
+  isIpAddress,
+  isIpv4Cidr,
+} from './validators.js';
+
+/**
+ * cluster.yaml: the declarative description of one cluster. Never holds a
+ * plaintext secret: passwords live only in Docker secrets on the managers.
+ * Defaults follow the reference deployment (seed 001): its resource limits,
+ * overlay subnets and placement rules.
+ */
+
+const domain = z
+  .string()
+  .regex(DOMAIN_RE, { error: 'must be a domain name such as app.example.com' });
+const email = z
+  .string()
+  .regex(EMAIL_RE, { error: 'must be an email address such as admin@example.com' });
+const ip = z.string().refine(isIpAddress, { error: 'must be an IPv4 or IPv6 address' });
+const port = z
+  .number({ error: 'must be a port number from 1 to 65535' })
+  .int({ error: 'must be a port number from 1 to 65535' })
+  .min(1, { error: 'must be a port number from 1 to 65535' })
+  .max(65535, { error: 'must be a port number from 1 to 65535' });
+const memory = z.string().regex(MEMORY, { error: 'must be a size such as 512M or 1G' });
+const cpus = z
+  .number({ error: 'must be a number of CPUs such as 0.5' })
+  .positive({ error: 'must be a number of CPUs such as 0.5' })
+  .max(1024, { error: 'must be a number of CPUs such as 0.5' });
+const image = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._/:@-]*$/, {
+    error: 'must be an image reference such as postgres:16-alpine',
+  });
+const replicas = z.number().int({ error: 'must be a whole number' }).min(0).max(100);
+
+export const Resources = z.strictObject({
+  limits: z.strictObject({ memory, cpus }),
+  reservations: z.strictObject({ memory }),
+});
+export type Resources = z.infer<typeof Resources>;
+
+const res = (limMem: string, limCpu: number, resMem: string) => ({
+  limits: { memory: limMem, cpus: limCpu },
+  reservations: { memory: resMem },
+});
+
+export const Host = z.strictObject({
+  /** Swarm node hostname; filled from the host on first contact. */
+  name: z.string().refine(isHostname, { error: 'must be a hostname such as node1' }),
+  /** SSH target address or ~/.ssh/config alias; absent for the machine cluster-cli runs on. */
+  address: z
+    .string()
+    .refine((v) => isHostname(v) || isIpAddress(v), { error: 'must be an IP address or hostname' })
+    .optional(),
+  user: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_-]{0,31}$/, { error: 'must be a user name such as root or deploy' })
+    .default('root'),
+  port: port.default(22),
+  role: z.enum(['manager', 'worker'], { error: 'must be manager or worker' }).default('manager'),
+  advertiseAddr: ip.optional(),
+  labels: z
+    .record(
+      z
+        .string()
+        .regex(NODE_LABEL_KEY, { error: 'label key must be lower-case letters, digits, . _ -' }),
+      z.string().regex(NODE_LABEL_VALUE, { error: 'label value must be letters, digits, . _ -' }),
+    )
+    .default({}),
+});
+export type Host = z.infer<typeof Host>;
+
+const Network = (subnet: string) =>
+  z.strictObject({
+    subnet: z
+      .string()
+      .refine(isIpv4Cidr, {
+        error: 'must be an IPv4 network such as 10.0.10.0/24 (prefix 8 to 30)',
+      })
+      .default(subnet),
+  });
+
+export const Networks = z.strictObject({
+  /** vip needs IPVS in the kernel; dnsrr works everywhere (the lab uses it). */
+  endpointMode: z.enum(['vip', 'dnsrr'], { error: 'must be vip or dnsrr' }).default('vip'),
+  ingress: Network('10.0.10.0/24').prefault({}),
+  app: Network('10.0.20.0/24').prefault({}),
+  data: Network('10.0.30.0/24').prefault({}),
+});
+
+export const Proxy = z.strictObject({
+  provider: z.enum(['traefik', 'caddy'], { error: 'must be traefik or caddy' }).default('traefik'),
+  image: image.optional(),
+  /** acme: Let's Encrypt (or acmeServer); internal: the proxy's own CA; off: plain HTTP. */
+  tls: z
+    .enum(['acme', 'internal', 'off'], { error: 'must be acme, internal or off' })
+    .default('acme'),
+  acmeServer: z
+    .url({ protocol: /^https$/, error: 'must be an https URL of an ACME directory' })
+    .optional(),
+  /** host: bind 80/443 on each proxy node (keeps client IPs); ingress: the routing mesh. */
+  publishMode: z.enum(['host', 'ingress'], { error: 'must be host or ingress' }).default('host'),
+  resources: Resources.default(res('128M', 0.2, '64M')),
+});
+
+export const App = z.strictObject({
+  image: image.default('nginxdemos/hello:plain-text'),
+  port: port.default(80),
+  replicas: replicas.default(1),
+  env: z
+    .record(
+      z
+        .string()
+        .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'must be an environment variable name' }),
+      z.string(),
+    )
+    .default({}),
+  /** Command run inside the container (exec form); omit for images without a shell. */
+  healthcheck: z.array(z.string()).min(1).optional(),
+  resources: Resources.default(res('512M', 0.5, '256M')),
+});
+
+export const Postgres = z.strictObject({
+  image: image.default('postgres:16-alpine'),
+  database: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: 'must be a lower-case identifier' })
+    .default('app'),
+  user: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: 'must be a lower-case identifier' })
+    .default('app'),
+  resources: Resources.default(res('512M', 0.5, '256M')),
+});
+
+export const Redis = z.strictObject({
+  image: image.default('redis:7-alpine'),
+  resources: Resources.default(res('128M', 0.2, '64M')),
+});
+
+export const Config = z.strictObject({
+  $schema: z.string().optional(),
+  version: z.literal(1, { error: 'must be 1' }).default(1),
+  /** Stack name; prefixes networks, secrets and volumes. */
+  name: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{0,29}$/, {
+      error: 'must be lower-case letters, digits and dashes, starting with a letter',
+    })
+    .default('platform'),
+  domain,
+  email,
+  topology: z
+    .enum(['single', 'three-node', 'ha'], { error: 'must be single, three-node or ha' })
+    .default('single'),
+  ssh: z
+    .strictObject({
+      knownHostsFile: z.string().optional(),
+      identityFile: z.string().optional(),
+    })
+    .default({}),
+  hosts: z.array(Host).min(1, { error: 'must list at least one host' }),
+  proxy: Proxy.prefault({}),
+  networks: Networks.prefault({}),
+  app: App.prefault({}),
+  postgres: Postgres.prefault({}),
+  redis: Redis.prefault({}),
+  deploy: z
+    .strictObject({
+      /** never: use images already on the nodes (air-gapped hosts, the lab). */
+      resolveImage: z
+        .enum(['always', 'changed', 'never'], { error: 'must be always, changed or never' })
+        .default('always'),
+      /** Seconds to wait for every service to reach its replicas. */
+      timeout: z.number().int().min(10).max(3600).default(300),
+    })
+    .prefault({}),
+});
+
+export type Config = z.infer<typeof Config>;
+export type ConfigInput = z.input<typeof Config>;
+
+export const DEFAULT_PROXY_IMAGES = { traefik: 'traefik:v3.6', caddy: 'caddy:2' } as const;
+
+export function proxyImage(c: Config): string {
+  return c.proxy.image ?? DEFAULT_PROXY_IMAGES[c.proxy.provider];
+}

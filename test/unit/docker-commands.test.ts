@@ -1,0 +1,132 @@
+import { describe, expect, it } from 'vitest';
+import { dockerInstallCmds } from '../../src/cluster/docker-install.js';
+import { formatCmd, revealArgv } from '../../src/core/cmd.js';
+import { UserError } from '../../src/core/errors.js';
+import { secret } from '../../src/core/secret.js';
+import {
+  configCreate,
+  networkCreate,
+  nodeLabelAdd,
+  secretCreate,
+  stackDeploy,
+  swarmInit,
+} from '../../src/docker/commands.js';
+
+describe('docker command builders (exact argv)', () => {
+  it('swarm init', () => {
+    expect(swarmInit({ advertiseAddr: '10.0.0.5' }).argv).toEqual([
+      'docker',
+      'swarm',
+      'init',
+      '--advertise-addr',
+      '10.0.0.5',
+    ]);
+  });
+
+  it('overlay networks: attachable, internal for data, labelled as ours', () => {
+    expect(
+      networkCreate({ name: 'p-data', subnet: '10.0.30.0/24', internal: true, attachable: true })
+        .argv,
+    ).toEqual([
+      'docker',
+      'network',
+      'create',
+      '--driver',
+      'overlay',
+      '--subnet',
+      '10.0.30.0/24',
+      '--attachable',
+      '--internal',
+      '--label',
+      'io.cluster-cli.managed=true',
+      'p-data',
+    ]);
+    expect(
+      networkCreate({ name: 'p-app', subnet: '10.0.20.0/24', internal: false, attachable: false })
+        .argv,
+    ).not.toContain('--internal');
+  });
+
+  it('secrets go through stdin, never argv', () => {
+    const c = secretCreate('p_postgres_password', secret('hunter2-hunter2'));
+    expect(revealArgv(c)).toEqual([
+      'docker',
+      'secret',
+      'create',
+      '--label',
+      'io.cluster-cli.managed=true',
+      'p_postgres_password',
+      '-',
+    ]);
+    expect(revealArgv(c).join(' ')).not.toContain('hunter2');
+    expect(formatCmd(c)).toBe(
+      'docker secret create --label io.cluster-cli.managed=true p_postgres_password - < [REDACTED]',
+    );
+  });
+
+  it('configs and the stack file go through stdin too', () => {
+    expect(configCreate('p_caddyfile_abc', 'x {}').argv).toEqual([
+      'docker',
+      'config',
+      'create',
+      '--label',
+      'io.cluster-cli.managed=true',
+      'p_caddyfile_abc',
+      '-',
+    ]);
+    const d = stackDeploy({ name: 'p', resolveImage: 'never' }, 'services: {}\n');
+    expect(d.argv).toEqual([
+      'docker',
+      'stack',
+      'deploy',
+      '--compose-file',
+      '-',
+      '--resolve-image',
+      'never',
+      '--prune',
+      'p',
+    ]);
+    expect(d.stdin).toBe('services: {}\n');
+  });
+
+  it('node labels in a stable order', () => {
+    expect(nodeLabelAdd('abc', { public_ip: 'true', db: 'primary' }).argv).toEqual([
+      'docker',
+      'node',
+      'update',
+      '--label-add',
+      'db=primary',
+      '--label-add',
+      'public_ip=true',
+      'abc',
+    ]);
+  });
+});
+
+describe('Docker install plan per OS family', () => {
+  const os = (id: string, idLike: string[] = []) => ({ id, idLike, versionId: '', prettyName: id });
+
+  it('Debian and Ubuntu: the distribution package, then enable the daemon', () => {
+    const expected = [
+      'apt-get update',
+      'env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends docker.io',
+      'systemctl enable --now docker',
+    ];
+    expect(dockerInstallCmds(os('debian')).map(formatCmd)).toEqual(expected);
+    expect(dockerInstallCmds(os('ubuntu', ['debian'])).map(formatCmd)).toEqual(expected);
+  });
+
+  it('RHEL family: docker-ce repository', () => {
+    expect(dockerInstallCmds(os('rocky', ['rhel', 'centos', 'fedora'])).map(formatCmd)).toEqual([
+      'dnf install -y dnf-plugins-core',
+      'dnf config-manager --add-repo https://download.docker.com/linux/rhel/docker-ce.repo',
+      'dnf install -y docker-ce docker-ce-cli containerd.io',
+      'systemctl enable --now docker',
+    ]);
+  });
+
+  it('anything else: a clear error saying what to do', () => {
+    expect(() => dockerInstallCmds(os('alpine'))).toThrow(UserError);
+    expect(() => dockerInstallCmds(os('alpine'))).toThrow('Cannot install Docker on alpine');
+  });
+});

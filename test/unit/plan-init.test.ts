@@ -1,0 +1,120 @@
+import { describe, expect, it } from 'vitest';
+import { planInit } from '../../src/cluster/plan-init.js';
+import { validateConfig } from '../../src/config/load.js';
+import { formatPlan, planToJson } from '../../src/core/plan.js';
+import { secret } from '../../src/core/secret.js';
+import type { RenderedStack } from '../../src/stack/render.js';
+import { freshDebianHost, managerOf } from '../helpers/facts.js';
+
+const { config } = validateConfig({
+  domain: 'apps.example.com',
+  email: 'ops@example.com',
+  hosts: [{ name: 'node1', address: '203.0.113.10', labels: { db: 'primary' } }],
+});
+// Hand-built render output: the planner only passes it through to the deploy step.
+const rendered: RenderedStack = {
+  yaml: 'services: {}\n',
+  configs: [
+    {
+      key: 'traefik',
+      name: 'platform_traefik_0123456789ab',
+      target: '/etc/traefik/traefik.yml',
+      content: 'ping: {}\n',
+    },
+  ],
+};
+const newSecrets = {
+  platform_postgres_password: secret('pg-value-never-printed'),
+  platform_redis_password: secret('redis-value-never-printed'),
+};
+const base = {
+  config,
+  host: 'root@203.0.113.10',
+  advertiseAddr: '203.0.113.10',
+  rendered,
+  revision: 'rev1',
+  newSecrets,
+};
+
+describe('planInit', () => {
+  it('plans everything on a fresh host with Docker', async () => {
+    const plan = planInit({ ...base, facts: freshDebianHost() });
+    const text = formatPlan(plan);
+    await expect(text).toMatchFileSnapshot('./__snapshots__/plan-init-fresh.txt');
+    expect(text).not.toContain('never-printed');
+    expect(JSON.stringify(planToJson(plan))).not.toContain('never-printed');
+  });
+
+  it('installs Docker first when it is missing', async () => {
+    const plan = planInit({
+      ...base,
+      facts: freshDebianHost({
+        docker: { installed: false },
+        swarm: { state: 'unknown', isManager: false },
+      }),
+    });
+    expect(plan.steps.map((s) => s.id).slice(0, 2)).toEqual(['docker', 'swarm']);
+    await expect(formatPlan(plan)).toMatchFileSnapshot('./__snapshots__/plan-init-no-docker.txt');
+  });
+
+  it('plans nothing when the host already matches (safe to re-run)', async () => {
+    const facts = managerOf({
+      nodes: [
+        { id: 'n0de1d', hostname: 'node1', role: 'manager', labels: { db: 'primary' }, self: true },
+      ],
+      networks: [
+        { name: 'platform-ingress', subnet: '10.0.10.0/24', internal: false, attachable: true },
+        { name: 'platform-app', subnet: '10.0.20.0/24', internal: false, attachable: true },
+        { name: 'platform-data', subnet: '10.0.30.0/24', internal: true, attachable: true },
+      ],
+      secrets: ['platform_postgres_password', 'platform_redis_password'],
+      configs: ['platform_traefik_0123456789ab'],
+      services: ['proxy', 'app', 'postgres', 'redis'].map((s) => ({
+        name: `platform_${s}`,
+        revision: 'rev1',
+      })),
+    });
+    const plan = planInit({ ...base, facts });
+    expect(plan.steps.every((s) => s.action === 'unchanged')).toBe(true);
+    await expect(formatPlan(plan)).toMatchFileSnapshot('./__snapshots__/plan-init-unchanged.txt');
+  });
+
+  it('redeploys only the stack when its revision changed, and keeps existing secrets', () => {
+    const facts = managerOf({
+      nodes: [
+        { id: 'n0de1d', hostname: 'node1', role: 'manager', labels: { db: 'primary' }, self: true },
+      ],
+      networks: [
+        { name: 'platform-ingress', subnet: '10.0.10.0/24', internal: false, attachable: true },
+        { name: 'platform-app', subnet: '10.0.20.0/24', internal: false, attachable: true },
+        { name: 'platform-data', subnet: '10.0.30.0/24', internal: true, attachable: true },
+      ],
+      secrets: ['platform_postgres_password', 'platform_redis_password'],
+      configs: ['platform_traefik_0123456789ab'],
+      services: ['proxy', 'app', 'postgres', 'redis'].map((s) => ({
+        name: `platform_${s}`,
+        revision: 'old',
+      })),
+    });
+    const changed = planInit({ ...base, facts }).steps.filter((s) => s.action === 'change');
+    expect(changed.map((s) => s.id)).toEqual(['deploy']);
+  });
+
+  it('refuses to change an existing network it would have to recreate', () => {
+    const facts = managerOf({
+      networks: [
+        { name: 'platform-data', subnet: '10.9.0.0/24', internal: false, attachable: true },
+      ],
+    });
+    expect(() => planInit({ ...base, facts })).toThrow(
+      'Network platform-data exists with 10.9.0.0/24, but cluster.yaml wants 10.0.30.0/24, internal.',
+    );
+  });
+
+  it('refuses a worker of another swarm', () => {
+    const facts = freshDebianHost({ swarm: { state: 'active', isManager: false } });
+    expect(() => planInit({ ...base, facts })).toThrow(
+      'root@203.0.113.10 is a worker node of another swarm',
+    );
+  });
+});
