@@ -1,0 +1,355 @@
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { Config, type ConfigInput } from '../../src/config/schema.js';
+import { UserError } from '../../src/core/errors.js';
+import { buildStackModel } from '../../src/stack/model.js';
+import { renderStack } from '../../src/stack/render.js';
+import { dockerCliAvailable, dockerStackConfig } from '../helpers/docker-stack-config.js';
+
+const REVISION = 'r-0123abcd';
+
+const base = {
+  domain: 'app.example.com',
+  email: 'admin@example.com',
+  hosts: [{ name: 'node1', address: '203.0.113.10' }],
+} satisfies ConfigInput;
+
+/** Three nodes with the seed's labels, as the lab runs it (dnsrr, host ports). */
+const labelled: ConfigInput = {
+  ...base,
+  topology: 'three-node',
+  hosts: [
+    { name: 'manager1', address: '10.77.0.11', labels: { public_ip: 'true' } },
+    { name: 'manager2', address: '10.77.0.12', labels: { db: 'primary' } },
+    { name: 'worker1', address: '10.77.0.13', role: 'worker' },
+  ],
+  networks: { endpointMode: 'dnsrr' },
+};
+
+type CaseName = 'traefik-acme' | 'caddy-internal' | 'caddy-acme-server' | 'tls-off';
+const CASES: Record<CaseName, ConfigInput> = {
+  'traefik-acme': base,
+  'caddy-internal': { ...labelled, proxy: { provider: 'caddy', tls: 'internal' } },
+  'caddy-acme-server': {
+    ...labelled,
+    proxy: { provider: 'caddy', tls: 'acme', acmeServer: 'https://pebble.lab.test:14000/dir' },
+  },
+  'tls-off': { ...base, proxy: { tls: 'off' }, app: { port: 8080, replicas: 2 } },
+};
+const NAMES = Object.keys(CASES) as CaseName[];
+
+function render(input: ConfigInput, revision = REVISION) {
+  return renderStack(buildStackModel(Config.parse(input)), { revision });
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: parsed YAML is walked loosely in assertions
+type Any = any;
+function services(yaml: string): Record<'proxy' | 'app' | 'postgres' | 'redis', Any> {
+  return parse(yaml).services;
+}
+
+/** Seed 001's resource table. */
+const SEED = {
+  proxy: { limits: { cpus: '0.2', memory: '128M' }, reservations: { memory: '64M' } },
+  app: { limits: { cpus: '0.5', memory: '512M' }, reservations: { memory: '256M' } },
+  postgres: { limits: { cpus: '0.5', memory: '512M' }, reservations: { memory: '256M' } },
+  redis: { limits: { cpus: '0.2', memory: '128M' }, reservations: { memory: '64M' } },
+} as const;
+const BYTES = { '64M': 67108864, '128M': 134217728, '256M': 268435456, '512M': 536870912 } as const;
+const ROLES = ['proxy', 'app', 'postgres', 'redis'] as const;
+
+describe('renderStack snapshots', () => {
+  it.each(NAMES)('%s', async (name) => {
+    const r = render(CASES[name]);
+    await expect(r.yaml).toMatchFileSnapshot(`./__snapshots__/stack-${name}.yml`);
+  });
+});
+
+describe('renderStack semantics', () => {
+  it.each(NAMES)('%s: seed resource limits and reservations on every service', (name) => {
+    const svc = services(render(CASES[name]).yaml);
+    for (const role of ROLES) expect(svc[role].deploy.resources, role).toEqual(SEED[role]);
+  });
+
+  it('single host: proxy on managers, data services pinned to the first manager', () => {
+    const svc = services(render(base).yaml);
+    expect(svc.proxy.deploy.placement.constraints).toEqual(['node.role == manager']);
+    expect(svc.postgres.deploy.placement.constraints).toEqual(['node.hostname == node1']);
+    expect(svc.redis.deploy.placement.constraints).toEqual(['node.hostname == node1']);
+    expect(svc.app.deploy.placement).toBeUndefined();
+  });
+
+  it('labelled nodes: proxy on public managers, data services on db=primary', () => {
+    const svc = services(render(CASES['caddy-internal']).yaml);
+    expect(svc.proxy.deploy.placement.constraints).toEqual([
+      'node.role == manager',
+      'node.labels.public_ip == true',
+    ]);
+    expect(svc.postgres.deploy.placement.constraints).toEqual(['node.labels.db == primary']);
+    expect(svc.redis.deploy.placement.constraints).toEqual(['node.labels.db == primary']);
+  });
+
+  it.each(NAMES)('%s: networks per service, all external with model names', (name) => {
+    const doc = parse(render(CASES[name]).yaml);
+    const n = doc.services;
+    expect(n.proxy.networks).toEqual(['ingress']);
+    expect(n.app.networks).toEqual(['ingress', 'app', 'data']);
+    expect(n.postgres.networks).toEqual(['data']);
+    expect(n.redis.networks).toEqual(['data']);
+    expect(doc.networks).toEqual({
+      ingress: { external: true, name: 'platform-ingress' },
+      app: { external: true, name: 'platform-app' },
+      data: { external: true, name: 'platform-data' },
+    });
+  });
+
+  it('secrets are external, referenced by key, and read from files', () => {
+    const doc = parse(render(base).yaml);
+    expect(doc.secrets).toEqual({
+      postgres_password: { external: true, name: 'platform_postgres_password' },
+      redis_password: { external: true, name: 'platform_redis_password' },
+    });
+    const s = doc.services;
+    const sources = (svc: Any) => svc.secrets.map((x: Any) => x.source);
+    expect(s.proxy.secrets).toBeUndefined();
+    expect(sources(s.app)).toEqual(['postgres_password', 'redis_password']);
+    expect(sources(s.postgres)).toEqual(['postgres_password']);
+    expect(sources(s.redis)).toEqual(['redis_password']);
+    expect(s.postgres.environment).toEqual({
+      POSTGRES_USER: 'app',
+      POSTGRES_DB: 'app',
+      POSTGRES_PASSWORD_FILE: '/run/secrets/postgres_password',
+    });
+    expect(s.app.environment).toMatchObject({
+      DATABASE_HOST: 'postgres',
+      DATABASE_PORT: '5432',
+      DATABASE_NAME: 'app',
+      DATABASE_USER: 'app',
+      DATABASE_PASSWORD_FILE: '/run/secrets/postgres_password',
+      REDIS_HOST: 'redis',
+      REDIS_PORT: '6379',
+      REDIS_PASSWORD_FILE: '/run/secrets/redis_password',
+    });
+  });
+
+  it.each(NAMES)('%s: no key that names a password carries a literal value', (name) => {
+    const r = render(CASES[name]);
+    const offenders: string[] = [];
+    const walk = (v: unknown, path: string) => {
+      if (Array.isArray(v)) {
+        for (const [i, x] of v.entries()) walk(x, `${path}[${i}]`);
+      } else if (v && typeof v === 'object') {
+        for (const [k, x] of Object.entries(v)) {
+          const p = `${path}.${k}`;
+          if (/pass(word)?|secret|token/i.test(k) && typeof x !== 'object') {
+            if (!/_FILE$/.test(k) && !/^\/run\/secrets\//.test(String(x))) offenders.push(p);
+          }
+          walk(x, p);
+        }
+      }
+    };
+    walk(parse(r.yaml), '');
+    expect(offenders).toEqual([]);
+    expect(r.yaml).not.toMatch(/requirepass\s+[^"\s]/);
+    // Redis reads its password from the secret file: never `-a` on any command line.
+    expect(r.yaml).not.toMatch(/redis-cli[^\n]*\s-a\s/);
+  });
+
+  it('redis starts from a private config file and checks PONG with REDISCLI_AUTH', () => {
+    const { redis } = services(render(base).yaml);
+    expect(redis.command.slice(0, 2)).toEqual(['sh', '-c']);
+    const script: string = redis.command[2];
+    expect(script.split('\n')[0]).toBe('umask 077');
+    expect(script).toContain('< /run/secrets/redis_password');
+    expect(script).toMatch(
+      /exec redis-server \/tmp\/redis\.conf --appendonly yes --dir \/data --bind 0\.0\.0\.0 --protected-mode no$/,
+    );
+    expect(redis.healthcheck.test[0]).toBe('CMD-SHELL');
+    expect(redis.healthcheck.test[1]).toContain('REDISCLI_AUTH');
+    expect(redis.healthcheck.test[1]).toContain('= PONG');
+  });
+
+  it('healthchecks: postgres pg_isready with a start period of at least 30s', () => {
+    const svc = services(render(base).yaml);
+    expect(svc.postgres.healthcheck.test).toEqual([
+      'CMD',
+      'pg_isready',
+      '-h',
+      '127.0.0.1',
+      '-U',
+      'app',
+      '-d',
+      'app',
+    ]);
+    expect(Number.parseInt(svc.postgres.healthcheck.start_period, 10)).toBeGreaterThanOrEqual(30);
+    expect(svc.app.healthcheck).toBeUndefined();
+    expect(svc.proxy.healthcheck.test).toEqual(['CMD', 'traefik', 'healthcheck', '--ping']);
+    const caddy = services(render(CASES['caddy-internal']).yaml);
+    expect(caddy.proxy.healthcheck.test).toEqual([
+      'CMD',
+      'wget',
+      '-q',
+      '-O',
+      '/dev/null',
+      'http://127.0.0.1:2019/config/',
+    ]);
+  });
+
+  it('app healthcheck from the config, exec form', () => {
+    const svc = services(render({ ...base, app: { healthcheck: ['/bin/check', '--quick'] } }).yaml);
+    expect(svc.app.healthcheck.test).toEqual(['CMD', '/bin/check', '--quick']);
+  });
+
+  it.each(NAMES)('%s: rolling updates, restart policy, endpoint mode and labels', (name) => {
+    const model = buildStackModel(Config.parse(CASES[name]));
+    const svc = services(renderStack(model, { revision: REVISION }).yaml);
+    for (const role of ROLES) {
+      const d = svc[role].deploy;
+      expect(d.update_config, role).toEqual({
+        parallelism: 1,
+        delay: '10s',
+        failure_action: 'rollback',
+        monitor: '30s',
+        order: role === 'app' ? 'start-first' : 'stop-first',
+      });
+      expect(d.rollback_config.parallelism).toBe(1);
+      expect(d.restart_policy.condition).toBe('any');
+      expect(d.endpoint_mode).toBe(model.endpointMode);
+      expect(d.labels['io.cluster-cli.revision']).toBe(REVISION);
+      expect(d.labels['io.cluster-cli.role']).toBe(role);
+    }
+    expect(svc.proxy.deploy.mode).toBe('global');
+    expect(svc.proxy.deploy.replicas).toBeUndefined();
+    expect(svc.app.deploy.replicas).toBe(model.app.replicas);
+    expect(svc.postgres.deploy.replicas).toBe(1);
+    expect(svc.redis.deploy.replicas).toBe(1);
+  });
+
+  it('volumes: named data volumes, docker socket read-only for Traefik only', () => {
+    const traefik = parse(render(base).yaml);
+    expect(Object.keys(traefik.volumes)).toEqual(['proxy_data', 'postgres_data', 'redis_data']);
+    expect(traefik.services.postgres.volumes).toEqual([
+      { type: 'volume', source: 'postgres_data', target: '/var/lib/postgresql/data' },
+    ]);
+    expect(traefik.services.redis.volumes).toEqual([
+      { type: 'volume', source: 'redis_data', target: '/data' },
+    ]);
+    expect(traefik.services.proxy.volumes).toEqual([
+      { type: 'volume', source: 'proxy_data', target: '/data' },
+      {
+        type: 'bind',
+        source: '/var/run/docker.sock',
+        target: '/var/run/docker.sock',
+        read_only: true,
+      },
+    ]);
+    const caddy = parse(render(CASES['caddy-internal']).yaml);
+    expect(caddy.services.proxy.volumes).toEqual([
+      { type: 'volume', source: 'proxy_data', target: '/data' },
+      { type: 'volume', source: 'proxy_config', target: '/config' },
+    ]);
+    expect(Object.keys(caddy.volumes)).toContain('proxy_config');
+  });
+
+  it('proxy ports: 80 and 443 in the model publish mode; only 80 when TLS is off', () => {
+    const port = (p: number) => ({ target: p, published: p, protocol: 'tcp', mode: 'host' });
+    expect(services(render(base).yaml).proxy.ports).toEqual([port(80), port(443)]);
+    expect(services(render(CASES['tls-off']).yaml).proxy.ports).toEqual([port(80)]);
+    const mesh = render({ ...base, proxy: { publishMode: 'ingress' } });
+    expect(services(mesh.yaml).proxy.ports.map((p: Any) => p.mode)).toEqual(['ingress', 'ingress']);
+  });
+
+  it('dnsrr cannot publish through the routing mesh', () => {
+    const input: ConfigInput = {
+      ...base,
+      networks: { endpointMode: 'dnsrr' },
+      proxy: { publishMode: 'ingress' },
+    };
+    expect(() => render(input)).toThrow(UserError);
+  });
+
+  it('configs are external and content-addressed', () => {
+    const a = render(base);
+    expect(a.configs).toHaveLength(1);
+    const [c] = a.configs;
+    if (!c) throw new Error('no config');
+    const hash = createHash('sha256').update(c.content).digest('hex').slice(0, 12);
+    expect(c).toMatchObject({
+      key: 'traefik_yml',
+      name: `platform_traefik_yml_${hash}`,
+      target: '/etc/traefik/traefik.yml',
+    });
+    const doc = parse(a.yaml);
+    expect(doc.configs).toEqual({ traefik_yml: { external: true, name: c.name } });
+    expect(doc.services.proxy.configs).toEqual([
+      { source: 'traefik_yml', target: '/etc/traefik/traefik.yml' },
+    ]);
+    // Same input, same name; a changed file gets a new name (configs are immutable).
+    expect(render(base, 'other-revision').configs).toEqual(a.configs);
+    const other = render({ ...base, email: 'ops@example.com' }).configs[0];
+    expect(other?.name).not.toBe(c.name);
+    expect(render(CASES['caddy-internal']).configs.map((x) => x.key)).toEqual(['caddyfile']);
+  });
+
+  it('is deterministic and starts with the header comment', () => {
+    const a = render(CASES['caddy-acme-server']);
+    expect(render(CASES['caddy-acme-server'])).toEqual(a);
+    expect(a.yaml.startsWith('# Rendered by cluster-cli — do not edit;')).toBe(true);
+    expect(parse(a.yaml).version).toBe('3.8');
+  });
+
+  it('app env from the config follows the platform variables', () => {
+    const env = services(render({ ...base, app: { env: { ZED: '1', ALPHA: 'x' } } }).yaml).app
+      .environment;
+    expect(Object.keys(env).slice(-2)).toEqual(['ALPHA', 'ZED']);
+  });
+});
+
+describe.skipIf(!dockerCliAvailable())('docker stack config (docker client, offline)', () => {
+  it.each(NAMES)('%s: accepted, and the normalised stack keeps the limits', (name) => {
+    const r = dockerStackConfig(render(CASES[name]).yaml);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const svc = services(r.stdout);
+    for (const role of ROLES) {
+      const res = svc[role].deploy.resources;
+      const seed = SEED[role];
+      expect(res.limits.cpus, role).toBe(seed.limits.cpus);
+      expect(Number(res.limits.memory), role).toBe(BYTES[seed.limits.memory]);
+      expect(Number(res.reservations.memory), role).toBe(BYTES[seed.reservations.memory]);
+    }
+    expect(svc.proxy.deploy.mode).toBe('global');
+    expect(svc.proxy.ports.every((p: Any) => p.mode === 'host')).toBe(true);
+  });
+
+  it('compose interpolation cannot pull a value from the environment into the stack', () => {
+    // The redis scripts use $pw and $REDISCLI_AUTH; unescaped, compose would
+    // substitute these from the deploying shell's environment.
+    const fake = 'fake-secret-7f3a9c';
+    const env = {
+      pw: fake,
+      REDISCLI_AUTH: fake,
+      POSTGRES_PASSWORD: fake,
+      REDIS_PASSWORD: fake,
+      PASSWORD: fake,
+    };
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a literal compose placeholder is the point
+    const greeting = 'costs $5, or ${PASSWORD}';
+    const yaml = render({ ...base, app: { env: { GREETING: greeting } } }).yaml;
+    const r = dockerStackConfig(yaml, env);
+    expect(r.status).toBe(0);
+    expect(r.stdout).not.toContain(fake);
+    const svc = services(r.stdout);
+    expect(svc.app.environment.GREETING).toBe(greeting);
+    expect(svc.redis.command[2]).toContain('"$pw"');
+    expect(svc.redis.healthcheck.test[1]).toContain('$(redis-cli -h 127.0.0.1 ping)');
+  });
+
+  it('rejects an unknown key (the validation is real)', () => {
+    const broken = render(base).yaml.replace('    stop_grace_period: 60s', '    stop_grace: 60s');
+    const r = dockerStackConfig(broken);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/stop_grace/);
+  });
+});
