@@ -1,4 +1,4 @@
-import { LocalExecutor } from '../remote/local.js';
+import { createExecutor } from '../remote/connect.js';
 import type { Executor } from '../remote/executor.js';
 import type { ConnectTarget, Ctx } from './context.js';
 
@@ -19,7 +19,9 @@ export async function connectHost(ctx: Ctx, target: ConnectTarget): Promise<Exec
       }
     : target;
   if (ctx.connect) return ctx.connect(t);
-  if (!t.address) return new LocalExecutor();
-  const { connectSsh } = await import('../remote/ssh.js');
-  return connectSsh(t);
+  const { address, user, port, ...ssh } = t;
+  return createExecutor(
+    { ...(address ? { address } : {}), ...(user ? { user } : {}), ...(port ? { port } : {}) },
+    ssh,
+  );
 }

@@ -27,8 +27,9 @@ export type ConnectFn = (target: ConnectTarget) => Promise<Executor>;
 
 export interface ConnectTarget {
   readonly address?: string;
-  readonly user: string;
-  readonly port: number;
+  /** Explicit user and port; absent → ~/.ssh/config, then root and 22. */
+  readonly user?: string;
+  readonly port?: number;
   readonly identityFile?: string;
   readonly knownHostsFile?: string;
   readonly acceptNewHostKey: boolean;

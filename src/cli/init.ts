@@ -135,8 +135,8 @@ export async function runInit(opts: InitOpts, ctx: Ctx): Promise<void> {
   // 2. Connect (host key checked) and probe: read-only, also in --dry-run.
   const exec = await connectHost(ctx, {
     ...(hostIn.address ? { address: hostIn.address } : {}),
-    user,
-    port,
+    ...(hostIn.user ? { user: hostIn.user } : {}),
+    ...(hostIn.port ? { port: hostIn.port } : {}),
     ...((opts.identity ?? base.ssh?.identityFile)
       ? { identityFile: opts.identity ?? base.ssh?.identityFile }
       : {}),

@@ -1,0 +1,100 @@
+import { execFile, execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { PassThrough } from 'node:stream';
+import Docker from 'dockerode';
+
+export const ROOT = new URL('../..', import.meta.url).pathname;
+export const LAB_DIR = process.env.CLUSTER_LAB_DIR ?? '/var/tmp/cluster-cli-lab';
+
+export interface LabHost {
+  name: string;
+  address: string;
+  sshPort: number;
+  user: string;
+  dockerSocket: string;
+  netns: string;
+}
+
+export interface Lab {
+  sshKey: string;
+  knownHosts: string;
+  sudoUser: string;
+  images: Record<'proxy' | 'app' | 'postgres' | 'redis', string>;
+  hosts: LabHost[];
+}
+
+export function readLab(): Lab {
+  return JSON.parse(readFileSync(`${LAB_DIR}/lab.json`, 'utf8')) as Lab;
+}
+
+export function labHost(lab: Lab, name: string): LabHost {
+  const h = lab.hosts.find((x) => x.name === name);
+  if (!h) throw new Error(`lab host ${name} is not up`);
+  return h;
+}
+
+/** The host's own Docker API, straight on its socket: what the tests check against. */
+export function dockerOf(host: LabHost): Docker {
+  return new Docker({ socketPath: host.dockerSocket });
+}
+
+/** Make a lab host fresh again: leave the swarm, drop containers, volumes, networks. */
+export function wipe(host: string): void {
+  execFileSync(`${ROOT}scripts/lab`, ['wipe', host], { stdio: 'inherit' });
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the built CLI as a user would (a separate process, no TTY, CI set). */
+export function runCli(
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [`${ROOT}bin/cluster-cli.js`, ...args],
+      {
+        cwd: opts.cwd ?? ROOT,
+        env: { ...process.env, CI: 'true', ...opts.env },
+        maxBuffer: 16 * 1024 * 1024,
+        timeout: 600_000,
+      },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+/** Runs a command inside a running container of a service and returns stdout. */
+export async function execIn(docker: Docker, service: string, cmd: string[]): Promise<string> {
+  const [c] = await docker.listContainers({
+    filters: { label: [`com.docker.swarm.service.name=${service}`] },
+  });
+  if (!c) throw new Error(`no running container for ${service}`);
+  const exec = await docker
+    .getContainer(c.Id)
+    .exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+  const stream = await exec.start({ hijack: true, stdin: false });
+  const chunks: Buffer[] = [];
+  const stderr: Buffer[] = [];
+  const out = new PassThrough().on('data', (b: Buffer) => chunks.push(b));
+  const err = new PassThrough().on('data', (b: Buffer) => stderr.push(b));
+  await new Promise<void>((resolve, reject) => {
+    docker.modem.demuxStream(stream, out, err);
+    stream.on('end', resolve);
+    stream.on('error', reject);
+  });
+  const info = await exec.inspect();
+  if (info.ExitCode !== 0)
+    throw new Error(
+      `${cmd.join(' ')} in ${service} exited ${info.ExitCode}: ${Buffer.concat(stderr).toString()}`,
+    );
+  return Buffer.concat(chunks).toString();
+}
