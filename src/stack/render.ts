@@ -24,7 +24,7 @@ export interface RenderedStack {
 }
 
 export const STACK_HEADER =
-  ' Rendered by cluster-cli — do not edit; change cluster.yaml and run `cluster-cli stack deploy`';
+  ' Rendered by cluster-cli — do not edit; change cluster.yaml and run `cluster-cli init` again';
 
 /** Where each service finds its Docker secrets (the stack-local keys are the file names). */
 export const SECRET_FILES = {

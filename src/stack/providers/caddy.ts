@@ -32,7 +32,7 @@ export function renderCaddyfile(model: StackModel): string {
     `reverse_proxy app:${model.app.port}`,
   ];
   return [
-    '# Rendered by cluster-cli — do not edit; change cluster.yaml and run `cluster-cli stack deploy`',
+    '# Rendered by cluster-cli — do not edit; change cluster.yaml and run `cluster-cli init` again',
     '{',
     ...global.map((l) => `\t${l}`),
     '}',

@@ -77,7 +77,7 @@ export function traefikStaticYaml(model: StackModel): string {
     },
   });
   doc.commentBefore =
-    ' Rendered by cluster-cli — do not edit; change cluster.yaml and run `cluster-cli stack deploy`';
+    ' Rendered by cluster-cli — do not edit; change cluster.yaml and run `cluster-cli init` again';
   return doc.toString({ lineWidth: 0 });
 }
 
