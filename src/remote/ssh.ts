@@ -1,0 +1,633 @@
+import { readFile, stat } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
+import type { Duplex } from 'node:stream';
+import {
+  type AnyAuthMethod,
+  Client,
+  type ClientChannel,
+  type ConnectConfig,
+  type ServerHostKeyAlgorithm,
+  utils,
+} from 'ssh2';
+import { type Cmd, redactArgv, revealArgv, secretsOf } from '../core/cmd.js';
+import { CommandError, tail, UserError } from '../core/errors.js';
+import { isSecret, scrub } from '../core/secret.js';
+import type { Executor, RunOptions, RunResult } from './executor.js';
+import {
+  appendKnownHost,
+  classifyHostKey,
+  fingerprintSha256,
+  formatKnownHostsLine,
+  type HostKey,
+  keyTypeOf,
+  knownHostsName,
+  lookupHostKeys,
+} from './known-hosts.js';
+import { quoteArg, quoteArgv } from './quote.js';
+import { type SshTarget, targetLabel } from './ssh-config.js';
+
+export interface HostKeyInfo {
+  readonly host: string;
+  readonly port: number;
+  readonly type: string;
+  readonly fingerprint: string;
+}
+
+export interface SshConnectOptions {
+  /** Resolved target (see resolveTarget in ssh-config.ts). */
+  readonly target: SshTarget;
+  /** Use this private key instead of target.identityFiles; it must exist. */
+  readonly identityFile?: string;
+  /** Read and write only this known_hosts file instead of target.knownHostsFiles. */
+  readonly knownHostsFile?: string;
+  /** Record an unknown host key and go on (like StrictHostKeyChecking=accept-new). */
+  readonly acceptNewHostKey: boolean;
+  /** Asked when the host key is unknown and acceptNewHostKey is false; absent → refuse. */
+  readonly confirmHostKey?: (info: HostKeyInfo) => Promise<boolean>;
+  /** ssh-agent socket; default SSH_AUTH_SOCK; false or '' → no agent. */
+  readonly agent?: string | false;
+  /** Time allowed for TCP connect + handshake + login, not counting a confirmHostKey prompt. Default 20000. */
+  readonly readyTimeoutMs?: number;
+}
+
+/** What the executor learnt about the server's host key while connecting. */
+export interface ConnectedHostKey extends HostKeyInfo {
+  /** The key was new and has been written to this known_hosts file. */
+  readonly addedTo?: string;
+}
+
+const SSH2_HOST_KEY_ALGORITHMS: readonly ServerHostKeyAlgorithm[] = [
+  'ssh-ed25519',
+  'ecdsa-sha2-nistp256',
+  'ecdsa-sha2-nistp384',
+  'ecdsa-sha2-nistp521',
+  'rsa-sha2-512',
+  'rsa-sha2-256',
+  'ssh-rsa',
+  'ssh-dss',
+];
+
+/** Commands run at once on one connection; OpenSSH's MaxSessions defaults to 10. */
+const MAX_SESSIONS = 8;
+
+/** The signature algorithms that prove possession of a key of the given known_hosts type. */
+function algorithmsForKeyType(type: string): ServerHostKeyAlgorithm[] {
+  if (type === 'ssh-rsa') return ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'];
+  return SSH2_HOST_KEY_ALGORITHMS.filter((a) => a === type);
+}
+
+/**
+ * Runs commands on one host over one SSH connection, reused for every run().
+ * Create it with connectSsh(); the connection is checked against known_hosts.
+ */
+export class SshExecutor implements Executor {
+  readonly label: string;
+  readonly hostKey: ConnectedHostKey;
+  readonly #client: Client;
+  readonly #useSudo: boolean;
+  #closed = false;
+  #lostReason: string | undefined;
+  /** Commands running now, and those waiting for a free session slot. */
+  #running = 0;
+  readonly #waiting: (() => void)[] = [];
+
+  constructor(client: Client, target: SshTarget, hostKey: ConnectedHostKey) {
+    this.#client = client;
+    this.label = targetLabel(target);
+    this.hostKey = hostKey;
+    this.#useSudo = target.user !== 'root';
+    client.on('error', (err) => {
+      this.#lostReason = err.message;
+    });
+    client.on('close', () => {
+      this.#closed = true;
+    });
+  }
+
+  async run(c: Cmd, opts: RunOptions = {}): Promise<RunResult> {
+    const argv = revealArgv(c);
+    if (argv.length === 0) throw new TypeError('cannot run an empty command');
+    const command = quoteArgv(this.#useSudo ? ['sudo', '-n', '--', ...argv] : argv);
+    const input =
+      c.stdin === undefined ? undefined : isSecret(c.stdin) ? c.stdin.reveal() : c.stdin;
+    const out = await this.#withSession(async () =>
+      collect(await this.#exec(command), input, opts.timeoutMs),
+    );
+
+    const secrets = secretsOf(c);
+    const stdout = out.stdout.toString('utf8');
+    const stderr = scrub(out.stderr.toString('utf8'), secrets);
+    if (out.exitCode !== null) {
+      if (out.exitCode !== 0 && !opts.allowFailure) {
+        throw new CommandError(this.label, redactArgv(c), out.exitCode, tail(stderr));
+      }
+      return { stdout, stderr, exitCode: out.exitCode };
+    }
+
+    // No exit status: timed out, killed by a signal, or the connection dropped.
+    let why: string;
+    let exitCode: number;
+    if (out.timedOut) {
+      why = `timed out after ${opts.timeoutMs} ms`;
+      exitCode = 124;
+    } else if (out.signal !== undefined) {
+      why = `killed by signal ${out.signal}`;
+      const n = (osConstants.signals as Record<string, number | undefined>)[`SIG${out.signal}`];
+      exitCode = 128 + (n ?? 0);
+    } else {
+      why = `connection closed before the command finished${this.#lostReason ? ` (${this.#lostReason})` : ''}`;
+      exitCode = 255;
+    }
+    if (!opts.allowFailure) {
+      const detail = [tail(stderr), why].filter((s) => s !== '').join('\n');
+      throw new CommandError(this.label, redactArgv(c), null, detail);
+    }
+    return { stdout, stderr: stderr === '' ? why : `${stderr.trimEnd()}\n${why}`, exitCode };
+  }
+
+  /**
+   * A byte stream to a unix socket on the host (OpenSSH streamlocal forwarding),
+   * over the same connection: e.g. /var/run/docker.sock for a Docker API client.
+   * It is opened as the login user, without sudo.
+   */
+  openUnixSocket(path: string): Promise<Duplex> {
+    this.#assertOpen();
+    return new Promise((resolve, reject) => {
+      try {
+        this.#client.openssh_forwardOutStreamLocal(path, (err, stream) => {
+          if (err) {
+            reject(
+              new UserError(
+                `${this.label}: cannot open unix socket ${path}: ${err.message}.`,
+                'check that the socket exists, that the SSH user may open it and that sshd allows AllowStreamLocalForwarding',
+              ),
+            );
+          } else resolve(stream);
+        });
+      } catch (err) {
+        reject(this.#lostError(err));
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await new Promise<void>((resolve) => {
+      const fallback = setTimeout(() => {
+        this.#client.destroy();
+        resolve();
+      }, 2000);
+      fallback.unref();
+      this.#client.once('close', () => {
+        clearTimeout(fallback);
+        resolve();
+      });
+      this.#client.end();
+    });
+  }
+
+  /**
+   * sshd allows MaxSessions (default 10) sessions per connection and refuses
+   * the rest, so at most MAX_SESSIONS commands run at once; others wait.
+   */
+  async #withSession<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#running < MAX_SESSIONS) this.#running += 1;
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve)); // slot handed over
+    try {
+      return await fn();
+    } finally {
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#running -= 1;
+    }
+  }
+
+  #exec(command: string): Promise<ClientChannel> {
+    this.#assertOpen();
+    return new Promise((resolve, reject) => {
+      try {
+        // LC_ALL=C like the local executor; sshd applies it only where AcceptEnv allows.
+        this.#client.exec(command, { env: { LC_ALL: 'C' } }, (err, channel) => {
+          if (!err) resolve(channel);
+          else if (this.#closed) reject(this.#lostError(err));
+          else {
+            reject(
+              new UserError(
+                `${this.label}: the SSH server refused to start a command (${err.message}).`,
+                "check MaxSessions in the host's sshd_config",
+              ),
+            );
+          }
+        });
+      } catch (err) {
+        reject(this.#lostError(err));
+      }
+    });
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw this.#lostError();
+  }
+
+  #lostError(err?: unknown): UserError {
+    const reason = err instanceof Error ? err.message : this.#lostReason;
+    return new UserError(
+      `SSH connection to ${this.label} is closed${reason ? ` (${reason})` : ''}.`,
+      'check that the host is up and re-run the command',
+    );
+  }
+}
+
+interface Collected {
+  stdout: Buffer;
+  stderr: Buffer;
+  exitCode: number | null;
+  signal?: string;
+  timedOut: boolean;
+}
+
+function collect(
+  channel: ClientChannel,
+  input: string | undefined,
+  timeoutMs?: number,
+): Promise<Collected> {
+  return new Promise((resolve) => {
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    let exitCode: number | null = null;
+    let signal: string | undefined;
+    let timedOut = false;
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      if (timer) clearTimeout(timer);
+      const r: Collected = {
+        stdout: Buffer.concat(stdout),
+        stderr: Buffer.concat(stderr),
+        exitCode: timedOut ? null : exitCode,
+        timedOut,
+      };
+      if (signal !== undefined && !timedOut) r.signal = signal;
+      resolve(r);
+    };
+    const timer =
+      timeoutMs !== undefined && timeoutMs > 0
+        ? setTimeout(() => {
+            timedOut = true;
+            try {
+              channel.signal('KILL');
+              channel.close();
+            } catch {
+              // the channel is already gone
+            }
+            finish();
+          }, timeoutMs)
+        : undefined;
+    channel.on('data', (d: Buffer) => stdout.push(d));
+    channel.stderr.on('data', (d: Buffer) => stderr.push(d));
+    channel.on('exit', (code: number | null, sig?: string) => {
+      exitCode = code;
+      if (code === null && sig) signal = sig;
+    });
+    channel.on('close', finish);
+    channel.on('error', () => finish());
+    channel.end(input);
+  });
+}
+
+interface KnownHostKey extends HostKey {
+  readonly file: string;
+}
+
+interface KnownHosts {
+  readonly keys: KnownHostKey[];
+  readonly revoked: Buffer[];
+}
+
+async function readKnownHosts(
+  files: readonly string[],
+  host: string,
+  port: number,
+): Promise<KnownHosts> {
+  const keys: KnownHostKey[] = [];
+  const revoked: Buffer[] = [];
+  for (const file of files) {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw new UserError(`Cannot read known_hosts file ${file}: ${(err as Error).message}`);
+    }
+    const found = lookupHostKeys(text, host, port);
+    keys.push(...found.keys.map((k) => ({ ...k, file })));
+    revoked.push(...found.revoked);
+  }
+  return { keys, revoked };
+}
+
+interface Auth {
+  readonly methods: AnyAuthMethod[];
+  /** Human names of what will be tried, for error messages. */
+  readonly tried: string[];
+  /** Encrypted keys skipped for lack of a passphrase. */
+  readonly encrypted: string[];
+}
+
+async function loadAuth(opts: SshConnectOptions): Promise<Auth> {
+  const username = opts.target.user;
+  const explicit = opts.identityFile !== undefined;
+  const files = explicit ? [opts.identityFile as string] : opts.target.identityFiles;
+  const methods: AnyAuthMethod[] = [];
+  const tried: string[] = [];
+  const encrypted: string[] = [];
+  for (const file of files) {
+    let data: Buffer;
+    try {
+      data = await readFile(file);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' && !explicit) continue;
+      throw new UserError(
+        `Cannot read SSH identity file ${file}: ${(err as Error).message}`,
+        'pass the path of an existing private key',
+      );
+    }
+    const parsed = utils.parseKey(data);
+    if (parsed instanceof Error) {
+      if (/encrypted/i.test(parsed.message) && /passphrase/i.test(parsed.message)) {
+        encrypted.push(file);
+        continue;
+      }
+      if (!explicit) continue; // like ssh: a default or configured key it cannot use is skipped
+      throw new UserError(`Cannot use SSH identity file ${file}: ${parsed.message}.`);
+    }
+    const key = Array.isArray(parsed) ? parsed[0] : parsed;
+    if (!key?.isPrivateKey()) {
+      if (!explicit) continue;
+      throw new UserError(
+        `SSH identity file ${file} holds no private key.`,
+        'pass the private key file, not the .pub',
+      );
+    }
+    methods.push({ type: 'publickey', username, key: data });
+    tried.push(file);
+  }
+
+  const agent = opts.agent === undefined ? process.env.SSH_AUTH_SOCK : opts.agent;
+  if (agent && (await isSocket(agent))) {
+    methods.push({ type: 'agent', username, agent });
+    tried.push(`ssh-agent (${agent})`);
+  }
+
+  if (methods.length === 0) {
+    const label = targetLabel(opts.target);
+    if (encrypted[0] !== undefined) {
+      throw new UserError(
+        `SSH key ${encrypted[0]} is encrypted and cluster-cli does not ask for passphrases; load it into ssh-agent to log in to ${label}.`,
+        `eval "$(ssh-agent -s)" && ssh-add ${quoteArg(encrypted[0])}`,
+      );
+    }
+    throw new UserError(
+      `No SSH key to log in to ${label}: no usable private key among ${files.join(', ') || '(no identity files)'} and no ssh-agent (SSH_AUTH_SOCK).`,
+      'create a key with ssh-keygen -t ed25519 and install it on the host with ssh-copy-id',
+    );
+  }
+  return { methods, tried, encrypted };
+}
+
+async function isSocket(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isSocket();
+  } catch {
+    return false;
+  }
+}
+
+function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * Open an SSH connection: check the host key against known_hosts, log in with
+ * the identity files and/or ssh-agent, and return an executor that reuses the
+ * connection for every command.
+ */
+export async function connectSsh(opts: SshConnectOptions): Promise<SshExecutor> {
+  const t = opts.target;
+  const label = targetLabel(t);
+  const where = hostPort(t.host, t.port);
+  const knownFiles =
+    opts.knownHostsFile !== undefined ? [opts.knownHostsFile] : [...t.knownHostsFiles];
+  const known = await readKnownHosts(knownFiles, t.host, t.port);
+  const auth = await loadAuth(opts);
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 20_000;
+
+  // Ask only for key types recorded for this host, so a host known by its rsa
+  // key is not reported as changed because ed25519 was negotiated.
+  const knownTypes = [...new Set(known.keys.map((k) => k.type))];
+  const restrictTo = SSH2_HOST_KEY_ALGORITHMS.filter((a) =>
+    knownTypes.some((type) => algorithmsForKeyType(type).includes(a)),
+  );
+  if (knownTypes.length > 0 && restrictTo.length === 0) {
+    throw new UserError(
+      `known_hosts records only key types cluster-cli cannot verify for ${where} (${knownTypes.join(', ')}).`,
+      `add the host's ed25519, ecdsa or rsa key: ssh-keyscan -p ${t.port} ${quoteArg(t.host)}`,
+    );
+  }
+  const removeHint = (file: string) =>
+    `ssh-keygen -f ${quoteArg(file)} -R ${quoteArg(knownHostsName(t.host, t.port))}`;
+
+  const client = new Client();
+  let hostKey: ConnectedHostKey | undefined;
+  let hostKeyError: Error | undefined;
+  let accepted: Buffer | undefined;
+  let agentError: string | undefined;
+  let timer: NodeJS.Timeout | undefined;
+
+  await new Promise<void>((resolve, reject) => {
+    let settled = false;
+    const fail = (err: Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      client.destroy();
+      reject(err);
+    };
+    const armTimer = () => {
+      clearTimeout(timer);
+      timer = setTimeout(
+        () =>
+          fail(
+            new UserError(
+              `Timed out after ${readyTimeoutMs} ms connecting to ${where}.`,
+              `check that ${t.host} is reachable and sshd answers on port ${t.port}`,
+            ),
+          ),
+        readyTimeoutMs,
+      );
+    };
+
+    const decideHostKey = async (blob: Buffer): Promise<UserError | undefined> => {
+      if (accepted?.equals(blob)) return undefined; // re-key on this connection
+      let type: string;
+      try {
+        type = keyTypeOf(blob);
+      } catch {
+        return new UserError(`${where} presented a malformed host key. Refusing to connect.`);
+      }
+      const fingerprint = fingerprintSha256(blob);
+      const info: HostKeyInfo = { host: t.host, port: t.port, type, fingerprint };
+      switch (classifyHostKey(known, blob)) {
+        case 'known':
+          hostKey = info;
+          return undefined;
+        case 'revoked':
+          return new UserError(
+            `Host key for ${where} (${type} ${fingerprint}) is marked @revoked in known_hosts. Refusing to connect.`,
+          );
+        case 'changed': {
+          const old = known.keys.find((k) => k.type === type) ?? (known.keys[0] as KnownHostKey);
+          return new UserError(
+            `Host key for ${where} has CHANGED (now ${fingerprint}, known_hosts has ${fingerprintSha256(old.blob)}). Refusing to connect.`,
+            removeHint(old.file),
+          );
+        }
+        case 'unknown': {
+          let ok = opts.acceptNewHostKey;
+          if (!ok && opts.confirmHostKey) {
+            clearTimeout(timer); // a person is reading the fingerprint
+            ok = await opts.confirmHostKey(info);
+            armTimer();
+            if (!ok) {
+              return new UserError(
+                `Host key for ${where} (${type} ${fingerprint}) was not accepted.`,
+              );
+            }
+          }
+          if (!ok) {
+            return new UserError(
+              `Unknown host key for ${where} (${type} ${fingerprint}).`,
+              're-run with --accept-new-host-key after checking the fingerprint',
+            );
+          }
+          const file = knownFiles[0];
+          if (file === undefined) {
+            return new UserError(`No known_hosts file to record the host key of ${where} in.`);
+          }
+          try {
+            await appendKnownHost(file, formatKnownHostsLine(t.host, t.port, type, blob));
+          } catch (err) {
+            return new UserError(
+              `Cannot record the host key of ${where} in ${file}: ${(err as Error).message}`,
+            );
+          }
+          hostKey = { ...info, addedTo: file };
+          return undefined;
+        }
+      }
+    };
+
+    const config: ConnectConfig = {
+      host: t.host,
+      port: t.port,
+      username: t.user,
+      readyTimeout: 0, // our own timer, paused while confirmHostKey waits for an answer
+      keepaliveInterval: 15_000,
+      keepaliveCountMax: 4,
+      authHandler: auth.methods,
+      // Must return undefined: ssh2 takes any other return value as the verdict.
+      hostVerifier: (blob: Buffer, verify: (ok: boolean) => void): void => {
+        decideHostKey(blob).then(
+          (err) => {
+            if (err) hostKeyError = err;
+            else accepted = blob;
+            verify(err === undefined);
+          },
+          (err: unknown) => {
+            // e.g. the confirmHostKey prompt was cancelled: pass its error on as it is.
+            hostKeyError =
+              err instanceof Error
+                ? err
+                : new UserError(`Cannot check the host key of ${where}: ${String(err)}`);
+            verify(false);
+          },
+        );
+      },
+    };
+    if (restrictTo.length > 0) config.algorithms = { serverHostKey: restrictTo };
+
+    client.on('ready', () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      client.setNoDelay(true);
+      resolve();
+    });
+    client.on('error', (err: Error & { level?: string; code?: string; description?: string }) => {
+      if (settled) return;
+      // ssh2 reports these and goes on with the next key or method.
+      if (err.level === 'agent') {
+        agentError = err.message;
+        return;
+      }
+      if (err.level === 'client-authentication' && !/all configured/i.test(err.message)) return;
+      fail(hostKeyError ?? connectError(err));
+    });
+    client.on('close', () =>
+      fail(
+        hostKeyError ?? new UserError(`${where} closed the SSH connection before login completed.`),
+      ),
+    );
+
+    const connectError = (err: Error & { level?: string; code?: string }): UserError => {
+      switch (err.level) {
+        case 'client-socket':
+          if (err.code === 'ECONNREFUSED') {
+            return new UserError(
+              `Cannot connect to ${where}: connection refused.`,
+              `check that sshd runs on ${t.host} and listens on port ${t.port}`,
+            );
+          }
+          return new UserError(
+            `Cannot connect to ${where}: ${err.code ?? err.message}.`,
+            `check the address, the port and any firewall between here and ${t.host}`,
+          );
+        case 'client-dns':
+          return new UserError(
+            `Cannot resolve host name ${t.host}.`,
+            'check the address in cluster.yaml or the HostName in ~/.ssh/config',
+          );
+        case 'client-authentication': {
+          const skipped = auth.encrypted.length
+            ? ` Encrypted keys were skipped: ${auth.encrypted.join(', ')}.`
+            : '';
+          const agentNote = agentError ? ` ssh-agent failed: ${agentError}.` : '';
+          const first = auth.encrypted[0];
+          return new UserError(
+            `Authentication failed for ${label}: the server accepted none of ${auth.tried.join(', ')}.${skipped}${agentNote}`,
+            first !== undefined
+              ? `load the encrypted key into ssh-agent: ssh-add ${quoteArg(first)}`
+              : `install one of these public keys in ~${t.user}/.ssh/authorized_keys on ${t.host} (ssh-copy-id -p ${t.port} ${quoteArg(`${t.user}@${t.host}`)})`,
+          );
+        }
+        default:
+          if (restrictTo.length > 0 && /host key/i.test(err.message)) {
+            const file = (known.keys[0] as KnownHostKey).file;
+            return new UserError(
+              `Host key for ${where} does not match known_hosts: the server offers none of the key types recorded for it (${knownTypes.join(', ')}). Refusing to connect.`,
+              removeHint(file),
+            );
+          }
+          return new UserError(`SSH connection to ${where} failed: ${err.message}.`);
+      }
+    };
+
+    armTimer();
+    client.connect(config);
+  });
+
+  if (hostKey === undefined) throw new Error('ssh2 logged in without verifying the host key');
+  return new SshExecutor(client, t, hostKey);
+}
