@@ -1,7 +1,7 @@
-import type { Output } from './context.js';
+import { type ServiceState, type WaitOptions, waitForConvergence } from '../cluster/converge.js';
 import type { Executor } from '../remote/executor.js';
 import { type ProgressMode, runWithProgress } from '../ui/progress.js';
-import { type ServiceState, type WaitOptions, waitForConvergence } from '../cluster/converge.js';
+import type { Output } from './context.js';
 
 /** Wait for convergence behind a progress line: `3/4 services running: platform_app 0/1`. */
 export async function converge(

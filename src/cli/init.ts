@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { converge } from './converge-progress.js';
 import { planInit, stackRevision } from '../cluster/plan-init.js';
 import { type PreflightReport, preflight } from '../cluster/preflight.js';
 import { type HostFacts, probeHost } from '../cluster/probe.js';
@@ -22,6 +21,7 @@ import { formatTable } from '../ui/table.js';
 import { askInput, askSelect, checked, confirmOrFail } from './ask.js';
 import { connectHost } from './connect.js';
 import type { Ctx } from './context.js';
+import { converge } from './converge-progress.js';
 
 export interface InitOpts {
   host?: string;
@@ -111,8 +111,6 @@ export async function runInit(opts: InitOpts, ctx: Ctx): Promise<void> {
         }
       : {}),
   };
-  const user = hostIn.user ?? 'root';
-  const port = hostIn.port ?? 22;
 
   // Validate the whole config once with a placeholder node name, so cluster.yaml
   // errors surface before we connect anywhere.
@@ -121,14 +119,12 @@ export async function runInit(opts: InitOpts, ctx: Ctx): Promise<void> {
     domain,
     email,
     topology,
-    ...(opts.proxy ? { proxy: { ...base.proxy, provider: opts.proxy } } : {}),
-    ...(opts.tls
-      ? { proxy: { ...base.proxy, ...(opts.proxy ? { provider: opts.proxy } : {}), tls: opts.tls } }
-      : {}),
-    hosts: [
-      { ...hostIn, name: hostIn.name ?? 'pending', user, port },
-      ...(base.hosts?.slice(1) ?? []),
-    ],
+    proxy: {
+      ...base.proxy,
+      ...(opts.proxy ? { provider: opts.proxy } : {}),
+      ...(opts.tls ? { tls: opts.tls } : {}),
+    },
+    hosts: [{ ...hostIn, name: hostIn.name ?? 'pending' }, ...(base.hosts?.slice(1) ?? [])],
   };
   validateConfig(draft, opts.config);
 

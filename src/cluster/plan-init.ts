@@ -10,7 +10,7 @@ import {
   stackDeploy,
   swarmInit,
 } from '../docker/commands.js';
-import { type StackModel, buildStackModel, contentHash } from '../stack/model.js';
+import { buildStackModel, contentHash, type StackModel } from '../stack/model.js';
 import type { RenderedStack } from '../stack/render.js';
 import { dockerInstallCmds, dockerStartCmds } from './docker-install.js';
 import type { HostFacts } from './probe.js';

@@ -1,5 +1,5 @@
-import type { HostFacts } from './probe.js';
 import { osFamily } from './parse.js';
+import type { HostFacts } from './probe.js';
 
 /** Minimums from the reference deployment (seed 001): 2 vCPU, 2 GB RAM, 40 GB disk. */
 export const MINIMUMS = {

@@ -1,13 +1,13 @@
 import { z } from 'zod';
 import {
-  MEMORY,
-  NODE_LABEL_KEY,
-  NODE_LABEL_VALUE,
   DOMAIN_RE,
   EMAIL_RE,
   isHostname,
   isIpAddress,
   isIpv4Cidr,
+  MEMORY,
+  NODE_LABEL_KEY,
+  NODE_LABEL_VALUE,
 } from './validators.js';
 
 /**
@@ -34,11 +34,9 @@ const cpus = z
   .number({ error: 'must be a number of CPUs such as 0.5' })
   .positive({ error: 'must be a number of CPUs such as 0.5' })
   .max(1024, { error: 'must be a number of CPUs such as 0.5' });
-const image = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9._/:@-]*$/, {
-    error: 'must be an image reference such as postgres:16-alpine',
-  });
+const image = z.string().regex(/^[a-z0-9][a-z0-9._/:@-]*$/, {
+  error: 'must be an image reference such as postgres:16-alpine',
+});
 const replicas = z.number().int({ error: 'must be a whole number' }).min(0).max(100);
 
 export const Resources = z.strictObject({
@@ -60,11 +58,13 @@ export const Host = z.strictObject({
     .string()
     .refine((v) => isHostname(v) || isIpAddress(v), { error: 'must be an IP address or hostname' })
     .optional(),
+  /** Absent: ~/.ssh/config's User for the address, else root. */
   user: z
     .string()
     .regex(/^[a-z_][a-z0-9_-]{0,31}$/, { error: 'must be a user name such as root or deploy' })
-    .default('root'),
-  port: port.default(22),
+    .optional(),
+  /** Absent: ~/.ssh/config's Port for the address, else 22. */
+  port: port.optional(),
   role: z.enum(['manager', 'worker'], { error: 'must be manager or worker' }).default('manager'),
   advertiseAddr: ip.optional(),
   labels: z
@@ -96,7 +96,7 @@ export const Networks = z.strictObject({
   data: Network('10.0.30.0/24').prefault({}),
 });
 
-export const Proxy = z.strictObject({
+export const ProxySettings = z.strictObject({
   provider: z.enum(['traefik', 'caddy'], { error: 'must be traefik or caddy' }).default('traefik'),
   image: image.optional(),
   /** acme: Let's Encrypt (or acmeServer); internal: the proxy's own CA; off: plain HTTP. */
@@ -134,6 +134,7 @@ export const Postgres = z.strictObject({
     .string()
     .regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: 'must be a lower-case identifier' })
     .default('app'),
+  /** Absent: ~/.ssh/config's User for the address, else root. */
   user: z
     .string()
     .regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: 'must be a lower-case identifier' })
@@ -168,7 +169,7 @@ export const Config = z.strictObject({
     })
     .default({}),
   hosts: z.array(Host).min(1, { error: 'must list at least one host' }),
-  proxy: Proxy.prefault({}),
+  proxy: ProxySettings.prefault({}),
   networks: Networks.prefault({}),
   app: App.prefault({}),
   postgres: Postgres.prefault({}),

@@ -1,5 +1,5 @@
 import { quoteArg } from '../remote/quote.js';
-import { REDACTED, type Secret, isSecret } from './secret.js';
+import { isSecret, REDACTED, type Secret } from './secret.js';
 
 /** One word of a command line. A Secret prints as [REDACTED] everywhere but in the executor. */
 export type Arg = string | Secret;

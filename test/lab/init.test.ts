@@ -7,12 +7,12 @@ import type Docker from 'dockerode';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import {
-  type Lab,
-  type LabHost,
-  ROOT,
   dockerOf,
   execIn,
+  type Lab,
+  type LabHost,
   labHost,
+  ROOT,
   readLab,
   runCli,
   wipe,

@@ -53,8 +53,6 @@ describe('cluster.yaml validation', () => {
     expect(config.hosts[0]).toEqual({
       name: 'node1',
       address: '203.0.113.10',
-      user: 'root',
-      port: 22,
       role: 'manager',
       labels: {},
     });
