@@ -17,7 +17,8 @@ function time(args) {
     if (i >= 3) samples.push(ms); // the first runs warm the file cache
   }
   samples.sort((a, b) => a - b);
-  const q = (p) => Math.round(samples[Math.min(samples.length - 1, Math.floor(p * samples.length))] * 10) / 10;
+  const q = (p) =>
+    Math.round(samples[Math.min(samples.length - 1, Math.floor(p * samples.length))] * 10) / 10;
   return { median: q(0.5), p90: q(0.9), min: q(0), runs };
 }
 

@@ -11,7 +11,7 @@ const labDir = process.env.CLUSTER_LAB_DIR ?? '/var/tmp/cluster-cli-lab';
 const sh = (cmd, args) => execFileSync(cmd, args, { cwd: root, stdio: 'inherit' });
 
 sh('npx', ['tsc', '-p', 'tsconfig.build.json']);
-let t0 = performance.now();
+const t0 = performance.now();
 sh('scripts/lab', ['up', '--hosts', '1']);
 const labUpMs = Math.round(performance.now() - t0);
 sh('scripts/lab', ['wipe', 'lab1']);
@@ -20,11 +20,30 @@ const dir = mkdtempSync(join(tmpdir(), 'cluster-cli-bench-'));
 copyFileSync(join(root, 'test/fixtures/lab.cluster.yaml'), join(dir, 'cluster.yaml'));
 
 function init() {
-  const args = ['bin/cluster-cli.js', 'init', '--host', `root@${lab.hosts[0].address}`, '--identity', lab.sshKey,
-    '--known-hosts', lab.knownHosts, '--domain', 'app.lab.test', '--email', 'ops@lab.test', '--yes', '--json',
-    '--config', join(dir, 'cluster.yaml')];
+  const args = [
+    'bin/cluster-cli.js',
+    'init',
+    '--host',
+    `root@${lab.hosts[0].address}`,
+    '--identity',
+    lab.sshKey,
+    '--known-hosts',
+    lab.knownHosts,
+    '--domain',
+    'app.lab.test',
+    '--email',
+    'ops@lab.test',
+    '--yes',
+    '--json',
+    '--config',
+    join(dir, 'cluster.yaml'),
+  ];
   const t = performance.now();
-  const r = spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8', env: { ...process.env, CI: 'true' } });
+  const r = spawnSync(process.execPath, args, {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...process.env, CI: 'true' },
+  });
   if (r.status !== 0) throw new Error(`init failed: ${r.stderr}`);
   return { wallMs: Math.round(performance.now() - t), ...JSON.parse(r.stdout) };
 }

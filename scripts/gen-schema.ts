@@ -3,5 +3,8 @@
 import { writeFileSync } from 'node:fs';
 import { configJsonSchema } from '../src/config/json-schema.js';
 
-writeFileSync(new URL('../schema/cluster.schema.json', import.meta.url), `${JSON.stringify(configJsonSchema(), null, 2)}\n`);
+writeFileSync(
+  new URL('../schema/cluster.schema.json', import.meta.url),
+  `${JSON.stringify(configJsonSchema(), null, 2)}\n`,
+);
 console.log('wrote schema/cluster.schema.json');

@@ -13,6 +13,8 @@ try {
 }
 const skipped = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
 // A suite that failed to load (syntax error, failing beforeAll) counts as failed too.
-const brokenSuites = (report.testResults ?? []).filter((r) => r.status === 'failed' && (r.assertionResults ?? []).length === 0).length;
+const brokenSuites = (report.testResults ?? []).filter(
+  (r) => r.status === 'failed' && (r.assertionResults ?? []).length === 0,
+).length;
 const failed = report.numFailedTests + brokenSuites;
 console.log(`${report.numPassedTests} passed, ${failed} failed, ${skipped} skipped`);
