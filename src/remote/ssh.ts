@@ -1,13 +1,13 @@
 import { readFile, stat } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import type { Duplex } from 'node:stream';
-import {
+// ssh2 is CommonJS: Node's ESM loader only offers its default export at run time.
+import ssh2, {
   type AnyAuthMethod,
-  Client,
+  type Client,
   type ClientChannel,
   type ConnectConfig,
   type ServerHostKeyAlgorithm,
-  utils,
 } from 'ssh2';
 import { type Cmd, redactArgv, revealArgv, secretsOf } from '../core/cmd.js';
 import { CommandError, tail, UserError } from '../core/errors.js';
@@ -354,7 +354,7 @@ async function loadAuth(opts: SshConnectOptions): Promise<Auth> {
         'pass the path of an existing private key',
       );
     }
-    const parsed = utils.parseKey(data);
+    const parsed = ssh2.utils.parseKey(data);
     if (parsed instanceof Error) {
       if (/encrypted/i.test(parsed.message) && /passphrase/i.test(parsed.message)) {
         encrypted.push(file);
@@ -439,7 +439,7 @@ export async function connectSsh(opts: SshConnectOptions): Promise<SshExecutor> 
   const removeHint = (file: string) =>
     `ssh-keygen -f ${quoteArg(file)} -R ${quoteArg(knownHostsName(t.host, t.port))}`;
 
-  const client = new Client();
+  const client = new ssh2.Client();
   let hostKey: ConnectedHostKey | undefined;
   let hostKeyError: Error | undefined;
   let accepted: Buffer | undefined;
