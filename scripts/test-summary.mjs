@@ -12,9 +12,10 @@ try {
   process.exit(1);
 }
 const skipped = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
-// A suite that failed to load (syntax error, failing beforeAll) counts as failed too.
+// A file that failed without a failed test (it did not load, or a beforeAll
+// hook threw and its tests were skipped) counts as one failure.
 const brokenSuites = (report.testResults ?? []).filter(
-  (r) => r.status === 'failed' && (r.assertionResults ?? []).length === 0,
+  (r) => r.status === 'failed' && !(r.assertionResults ?? []).some((a) => a.status === 'failed'),
 ).length;
 const failed = report.numFailedTests + brokenSuites;
 console.log(`${report.numPassedTests} passed, ${failed} failed, ${skipped} skipped`);
