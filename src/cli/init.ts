@@ -5,7 +5,7 @@ import { parse as parseYaml } from 'yaml';
 import { planInit, stackRevision } from '../cluster/plan-init.js';
 import { type PreflightReport, preflight } from '../cluster/preflight.js';
 import { type HostFacts, probeHost } from '../cluster/probe.js';
-import { ConfigError, saveConfig, validateConfig } from '../config/load.js';
+import { ConfigError, DEFAULT_CONFIG_FILE, saveConfig, validateConfig } from '../config/load.js';
 import type { Config, ConfigInput } from '../config/schema.js';
 import { isDomain, isEmail, isIpAddress } from '../config/validators.js';
 import { apply, type StepTiming } from '../core/apply.js';
@@ -13,6 +13,7 @@ import { UserError } from '../core/errors.js';
 import { changesOf, formatPlan, planToJson } from '../core/plan.js';
 import { Secret } from '../core/secret.js';
 import type { Executor } from '../remote/executor.js';
+import { quoteArg } from '../remote/quote.js';
 import { parseTarget } from '../remote/ssh-config.js';
 import { buildStackModel, secretNames } from '../stack/model.js';
 import { renderStack } from '../stack/render.js';
@@ -290,14 +291,16 @@ async function initOn(exec: Executor, r: InitRun): Promise<void> {
     ctx.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
     return;
   }
-  out(formatSummary(config, summary, exec.label));
+  out(formatSummary(config, summary, exec.label, opts.config));
 }
 
 function formatSummary(
   config: Config,
   s: { changed: string[]; urls: string[] },
   host: string,
+  configArg: string,
 ): string {
+  const configFlag = configArg === DEFAULT_CONFIG_FILE ? '' : ` -c ${quoteArg(configArg)}`;
   const lines = [
     '',
     s.changed.length
@@ -309,8 +312,9 @@ function formatSummary(
     `  Secrets:  ${Object.values(secretNames(config.name)).join(', ')} (Docker secrets; values never leave the swarm)`,
     '',
     'Next:',
-    '  cluster-cli stack render          # see the deployed stack file',
-    `  ssh ${host} docker service ls      # check the services yourself`,
+    `  cluster-cli stack render${configFlag}   # the deployed stack file`,
+    `  ssh ${host} docker service ls   # the services, as Docker sees them`,
+    `  cluster-cli init${configFlag} --dry-run   # after editing cluster.yaml: what would change`,
     '',
   ];
   return lines.join('\n');
