@@ -4,7 +4,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { planInit, stackRevision } from '../cluster/plan-init.js';
 import { type PreflightReport, preflight } from '../cluster/preflight.js';
-import { type HostFacts, probeHost } from '../cluster/probe.js';
+import { type HostFacts, probeHost, probeSwarm } from '../cluster/probe.js';
 import { ConfigError, DEFAULT_CONFIG_FILE, saveConfig, validateConfig } from '../config/load.js';
 import type { Config, ConfigInput } from '../config/schema.js';
 import { isDomain, isEmail, isIpAddress } from '../config/validators.js';
@@ -265,6 +265,13 @@ async function initOn(exec: Executor, r: InitRun): Promise<void> {
       },
     ]);
     for (const s of stepTimings) timings[s.id] = s.ms;
+  }
+
+  if (!config.swarmId) {
+    // Remember which swarm this file describes, so a later run against a host
+    // of another swarm is refused instead of deploying into it.
+    const swarmId = (await probeSwarm(exec)).clusterId;
+    if (swarmId) await saveConfig(r.file, { ...input, swarmId });
   }
 
   t = performance.now();

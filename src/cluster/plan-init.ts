@@ -64,6 +64,17 @@ export function planInit(i: InitInputs): Plan {
       `run init against a manager of that swarm, or leave it first: docker swarm leave`,
     );
   }
+  if (
+    swarmActive &&
+    config.swarmId &&
+    facts.swarm.clusterId &&
+    facts.swarm.clusterId !== config.swarmId
+  ) {
+    throw new UserError(
+      `${host} is a manager of swarm ${facts.swarm.clusterId}, but this cluster.yaml describes swarm ${config.swarmId}.`,
+      'check --host and --config: they name different clusters',
+    );
+  }
   if (swarmActive) {
     steps.push(
       unchanged(

@@ -162,6 +162,11 @@ export const Config = z.strictObject({
   topology: z
     .enum(['single', 'three-node', 'ha'], { error: 'must be single, three-node or ha' })
     .default('single'),
+  /** Written by init: the swarm this file describes. A host in another swarm is refused. */
+  swarmId: z
+    .string()
+    .regex(/^[a-z0-9]{25}$/, { error: 'must be a swarm ID as `docker info` prints it' })
+    .optional(),
   ssh: z
     .strictObject({
       knownHostsFile: z.string().optional(),

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 import {
   dockerOf,
   execIn,
@@ -103,6 +103,8 @@ beforeAll(() => {
   wipe('all');
 });
 
+let initDir: string;
+
 describe('init on a fresh lab host over SSH', () => {
   let dir: string;
   let first: { code: number; stdout: string; stderr: string };
@@ -110,6 +112,7 @@ describe('init on a fresh lab host over SSH', () => {
 
   beforeAll(async () => {
     dir = workDir();
+    initDir = dir;
     first = await runCli([
       'init',
       ...sshArgs(h1),
@@ -258,12 +261,14 @@ describe('init on a fresh lab host over SSH', () => {
     expect(noauth).toContain('NOAUTH');
   });
 
-  it('writes cluster.yaml with the host and its advertise address', () => {
+  it('writes cluster.yaml with the host, its advertise address and the swarm ID', async () => {
     const cfg = parse(readFileSync(join(dir, 'cluster.yaml'), 'utf8'));
     expect(cfg.hosts).toEqual([
       { name: 'lab1', address: h1.address, user: 'root', advertiseAddr: h1.address },
     ]);
     expect(cfg.domain).toBe(DOMAIN);
+    const info = (await docker1.info()) as { Swarm: { Cluster: { ID: string } } };
+    expect(cfg.swarmId).toBe(info.Swarm.Cluster.ID);
   });
 
   it('a second init changes nothing', async () => {
@@ -288,6 +293,39 @@ describe('init on a fresh lab host over SSH', () => {
 });
 
 describe('init that must not change anything', () => {
+  it('refuses a host that manages another swarm than the one cluster.yaml describes', async () => {
+    wipe('lab2');
+    await docker2.swarmInit({ ListenAddr: '0.0.0.0:2377', AdvertiseAddr: h2.address });
+    try {
+      const dir = workDir();
+      const cfg = parse(readFileSync(join(initDir, 'cluster.yaml'), 'utf8'));
+      cfg.hosts[0].address = h2.address;
+      delete cfg.hosts[0].advertiseAddr;
+      delete cfg.hosts[0].name;
+      writeFileSync(join(dir, 'cluster.yaml'), stringify(cfg));
+      const r = await runCli([
+        'init',
+        '--identity',
+        lab.sshKey,
+        '--known-hosts',
+        lab.knownHosts,
+        '--yes',
+        '--config',
+        join(dir, 'cluster.yaml'),
+      ]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr.split('\n')[0]).toMatch(
+        new RegExp(
+          `^error: root@${h2.address.replaceAll('.', '\\.')} is a manager of swarm \\w{25}, but this cluster.yaml describes swarm ${cfg.swarmId}\\.$`,
+        ),
+      );
+      expect(await docker2.listNetworks({ filters: { name: ['platform'] } })).toEqual([]);
+      expect(await docker2.listServices()).toEqual([]);
+    } finally {
+      wipe('lab2');
+    }
+  });
+
   beforeAll(() => wipe('lab2'));
 
   it('--dry-run prints every step with its exact command and leaves the host as it was', async () => {
@@ -505,5 +543,42 @@ describe('init that must not change anything', () => {
     expect(out).toContain(`$ docker swarm init --advertise-addr ${h2.address}`);
     await expectUntouched(docker2);
     expect(readFileSync(join(dir, 'cluster.yaml'), 'utf8')).toBe(before);
+  });
+});
+
+describe('init when a service never comes up', () => {
+  beforeAll(() => wipe('lab2'));
+
+  it('stops waiting at --timeout, prints each failing task with its error, and exits non-zero', async () => {
+    const dir = workDir();
+    const cfg = parse(readFileSync(join(dir, 'cluster.yaml'), 'utf8'));
+    cfg.app.image = 'cluster-lab/no-such-image:1';
+    writeFileSync(join(dir, 'cluster.yaml'), stringify(cfg));
+    const r = await runCli([
+      'init',
+      ...sshArgs(h2),
+      '--domain',
+      DOMAIN,
+      '--email',
+      EMAIL,
+      '--yes',
+      '--timeout',
+      '20',
+      '--config',
+      join(dir, 'cluster.yaml'),
+    ]);
+    expect(r.code).toBe(1);
+    const lines = r.stderr.split('\n');
+    expect(lines[0]).toBe('error: Not every service was running after 20s: platform_app');
+    expect(lines[1]).toMatch(
+      /^ {2}platform_app\.1 on lab2: .*No such image: cluster-lab\/no-such-image:1/,
+    );
+    expect(r.stderr).toContain('next: inspect with: docker service ps --no-trunc platform_app');
+    // what did come up keeps running; the rest is left for the user to fix and re-run
+    const tasks = await docker2.listTasks({
+      filters: { service: ['platform_postgres'], 'desired-state': ['running'] },
+    });
+    expect(tasks.map((t) => t.Status?.State)).toEqual(['running']);
+    wipe('lab2');
   });
 });

@@ -118,3 +118,22 @@ describe('planInit', () => {
     );
   });
 });
+
+describe('planInit and the swarm cluster.yaml describes', () => {
+  it('refuses a manager of another swarm than the one recorded in cluster.yaml', () => {
+    const { config: recorded } = validateConfig({
+      domain: 'apps.example.com',
+      email: 'ops@example.com',
+      swarmId: 'abcdefghijklmnopqrstuvwxy',
+      hosts: [{ name: 'node1', address: '203.0.113.10' }],
+    });
+    const facts = managerOf({});
+    expect(() => planInit({ ...base, config: recorded, facts })).toThrow(
+      'root@203.0.113.10 is a manager of swarm c1uster1d0000000, but this cluster.yaml describes swarm abcdefghijklmnopqrstuvwxy.',
+    );
+    const same = managerOf({}, { swarm: { state: 'active', isManager: true, clusterId: 'abcdefghijklmnopqrstuvwxy' } });
+    expect(planInit({ ...base, config: recorded, facts: same }).steps.find((s) => s.id === 'swarm')?.action).toBe(
+      'unchanged',
+    );
+  });
+});
