@@ -95,7 +95,7 @@ export async function runInit(opts: InitOpts, ctx: Ctx): Promise<void> {
       { value: 'single', name: 'single server (everything on this host)' },
       {
         value: 'three-node',
-        name: '3 nodes (managers + worker, join them later with `node join`)',
+        name: '3 nodes (start with this manager; the others join later)',
       },
       { value: 'ha', name: 'high availability (3+ managers)' },
     ],
