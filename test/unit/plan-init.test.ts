@@ -36,6 +36,26 @@ const base = {
   newSecrets,
 };
 
+/** A manager on which init already ran, with the stack at the given revision. */
+function deployedAt(revision: string) {
+  return managerOf({
+    nodes: [
+      { id: 'n0de1d', hostname: 'node1', role: 'manager', labels: { db: 'primary' }, self: true },
+    ],
+    networks: [
+      { name: 'platform-ingress', subnet: '10.0.10.0/24', internal: false, attachable: true },
+      { name: 'platform-app', subnet: '10.0.20.0/24', internal: false, attachable: true },
+      { name: 'platform-data', subnet: '10.0.30.0/24', internal: true, attachable: true },
+    ],
+    secrets: ['platform_postgres_password', 'platform_redis_password'],
+    configs: ['platform_traefik_0123456789ab'],
+    services: ['proxy', 'app', 'postgres', 'redis'].map((s) => ({
+      name: `platform_${s}`,
+      revision,
+    })),
+  });
+}
+
 describe('planInit', () => {
   it('plans everything on a fresh host with Docker', async () => {
     const plan = planInit({ ...base, facts: freshDebianHost() });
@@ -58,44 +78,14 @@ describe('planInit', () => {
   });
 
   it('plans nothing when the host already matches (safe to re-run)', async () => {
-    const facts = managerOf({
-      nodes: [
-        { id: 'n0de1d', hostname: 'node1', role: 'manager', labels: { db: 'primary' }, self: true },
-      ],
-      networks: [
-        { name: 'platform-ingress', subnet: '10.0.10.0/24', internal: false, attachable: true },
-        { name: 'platform-app', subnet: '10.0.20.0/24', internal: false, attachable: true },
-        { name: 'platform-data', subnet: '10.0.30.0/24', internal: true, attachable: true },
-      ],
-      secrets: ['platform_postgres_password', 'platform_redis_password'],
-      configs: ['platform_traefik_0123456789ab'],
-      services: ['proxy', 'app', 'postgres', 'redis'].map((s) => ({
-        name: `platform_${s}`,
-        revision: 'rev1',
-      })),
-    });
+    const facts = deployedAt('rev1');
     const plan = planInit({ ...base, facts });
     expect(plan.steps.every((s) => s.action === 'unchanged')).toBe(true);
     await expect(formatPlan(plan)).toMatchFileSnapshot('./__snapshots__/plan-init-unchanged.txt');
   });
 
   it('redeploys only the stack when its revision changed, and keeps existing secrets', () => {
-    const facts = managerOf({
-      nodes: [
-        { id: 'n0de1d', hostname: 'node1', role: 'manager', labels: { db: 'primary' }, self: true },
-      ],
-      networks: [
-        { name: 'platform-ingress', subnet: '10.0.10.0/24', internal: false, attachable: true },
-        { name: 'platform-app', subnet: '10.0.20.0/24', internal: false, attachable: true },
-        { name: 'platform-data', subnet: '10.0.30.0/24', internal: true, attachable: true },
-      ],
-      secrets: ['platform_postgres_password', 'platform_redis_password'],
-      configs: ['platform_traefik_0123456789ab'],
-      services: ['proxy', 'app', 'postgres', 'redis'].map((s) => ({
-        name: `platform_${s}`,
-        revision: 'old',
-      })),
-    });
+    const facts = deployedAt('old');
     const changed = planInit({ ...base, facts }).steps.filter((s) => s.action === 'change');
     expect(changed.map((s) => s.id)).toEqual(['deploy']);
   });
@@ -131,9 +121,13 @@ describe('planInit and the swarm cluster.yaml describes', () => {
     expect(() => planInit({ ...base, config: recorded, facts })).toThrow(
       'root@203.0.113.10 is a manager of swarm c1uster1d0000000, but this cluster.yaml describes swarm abcdefghijklmnopqrstuvwxy.',
     );
-    const same = managerOf({}, { swarm: { state: 'active', isManager: true, clusterId: 'abcdefghijklmnopqrstuvwxy' } });
-    expect(planInit({ ...base, config: recorded, facts: same }).steps.find((s) => s.id === 'swarm')?.action).toBe(
-      'unchanged',
+    const same = managerOf(
+      {},
+      { swarm: { state: 'active', isManager: true, clusterId: 'abcdefghijklmnopqrstuvwxy' } },
     );
+    expect(
+      planInit({ ...base, config: recorded, facts: same }).steps.find((s) => s.id === 'swarm')
+        ?.action,
+    ).toBe('unchanged');
   });
 });
