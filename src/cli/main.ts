@@ -2,38 +2,58 @@ import { CommandError, UserError } from '../core/errors.js';
 import type { Ctx } from './context.js';
 import { buildProgram, CommanderError } from './program.js';
 
-/** Runs the CLI and returns the exit code. Never exits the process itself. */
+interface Failure {
+  readonly exitCode: number;
+  readonly error?: string;
+  readonly next?: string;
+}
+
+/**
+ * Runs the CLI and returns the exit code. Never exits the process itself.
+ * Errors go to stderr as `error: …` and `next: …` lines, or with --json as one
+ * JSON object `{"error": …, "next": …}` a script can parse.
+ */
 export async function main(argv: readonly string[], ctx: Ctx): Promise<number> {
-  const program = buildProgram(ctx);
+  const json = argv.includes('--json');
+  let commanderText = '';
+  // commander prints its own usage errors; with --json we collect them instead
+  const programCtx: Ctx = json
+    ? { ...ctx, stderr: { write: (s: string) => (commanderText += s) } }
+    : ctx;
+  const program = buildProgram(programCtx);
   try {
     await program.parseAsync(argv as string[], { from: 'user' });
     return 0;
   } catch (err) {
-    return reportError(err, ctx);
+    const f = describeError(err);
+    if (json) {
+      const error = f.error ?? commanderText.split('\n')[0]?.replace(/^error: /, '');
+      if (error)
+        ctx.stderr.write(
+          `${JSON.stringify({ error, ...(f.next ? { next: f.next } : {}), exitCode: f.exitCode })}\n`,
+        );
+    } else if (f.error !== undefined) {
+      ctx.stderr.write(`error: ${f.error}\n`);
+      if (f.next) ctx.stderr.write(`next: ${f.next}\n`);
+    }
+    return f.exitCode;
   }
 }
 
-export function reportError(err: unknown, ctx: Pick<Ctx, 'stderr'>): number {
+export function describeError(err: unknown): Failure {
   if (err instanceof CommanderError) {
     // commander already printed its one-line message (or the help / version)
-    return err.exitCode === 0 ||
+    const ok =
+      err.exitCode === 0 ||
       err.code === 'commander.helpDisplayed' ||
-      err.code === 'commander.version'
-      ? 0
-      : 2;
+      err.code === 'commander.version';
+    return { exitCode: ok ? 0 : 2 };
   }
   if (err instanceof UserError) {
-    ctx.stderr.write(`error: ${err.message}\n`);
-    if (err.next) ctx.stderr.write(`next: ${err.next}\n`);
-    return err.exitCode;
+    return { exitCode: err.exitCode, error: err.message, ...(err.next ? { next: err.next } : {}) };
   }
-  if (err instanceof CommandError) {
-    ctx.stderr.write(`error: ${err.message}\n`);
-    return 1;
-  }
+  if (err instanceof CommandError) return { exitCode: 1, error: err.message };
   // A bug: keep the stack trace so it can be reported.
-  ctx.stderr.write(
-    `internal error (please report it): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-  );
-  return 70;
+  const detail = err instanceof Error ? (err.stack ?? err.message) : String(err);
+  return { exitCode: 70, error: `internal error (please report it): ${detail}` };
 }

@@ -168,6 +168,29 @@ describe('cluster-cli (in-process)', () => {
     );
   });
 
+  it('with --json, errors are one JSON object on stderr', async () => {
+    const h = harness();
+    expect(await h.run('init', '--json', '--domain', 'bad_domain')).toBe(2);
+    expect(JSON.parse(h.stderr)).toEqual({
+      error: '--domain "bad_domain": must be a domain name such as apps.example.com',
+      exitCode: 2,
+    });
+    const u = harness();
+    expect(await u.run('init', '--json', '--tls', 'maybe')).toBe(2);
+    expect(JSON.parse(u.stderr)).toEqual({
+      error:
+        "option '--tls <mode>' argument 'maybe' is invalid. Allowed choices are acme, internal, off.",
+      exitCode: 2,
+    });
+    const m = harness();
+    expect(await m.run('stack', 'render', '--json')).toBe(2);
+    expect(JSON.parse(m.stderr)).toEqual({
+      error: 'cluster.yaml not found.',
+      next: 'create it with: cluster-cli init',
+      exitCode: 2,
+    });
+  });
+
   it('stack render without cluster.yaml says what to run', async () => {
     const h = harness();
     expect(await h.run('stack', 'render')).toBe(2);
