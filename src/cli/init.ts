@@ -224,6 +224,7 @@ async function initOn(exec: Executor, r: InitRun): Promise<void> {
     facts,
     rendered,
     revision,
+    force: Boolean(opts.force),
     newSecrets: generateSecrets(config),
   });
   const changes = changesOf(plan);

@@ -64,7 +64,8 @@ export const initOptions: readonly OptionDef[] = [
   },
   {
     flags: '--force',
-    description: 'go on although the host is below the minimums or a port is taken',
+    description:
+      'go on although the host is below the minimums, a port is taken, or PostgreSQL/Redis would move to another node',
   },
   { flags: '--dry-run', description: 'print every step with its exact command and change nothing' },
   { flags: '-y, --yes', description: 'apply without asking (needed when there is no terminal)' },

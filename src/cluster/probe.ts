@@ -59,6 +59,7 @@ export interface NetworkFacts {
 export interface ServiceFacts {
   readonly name: string;
   readonly revision?: string;
+  readonly constraints: readonly string[];
 }
 
 /** What a manager knows about the swarm; only probed on an active manager. */
@@ -184,7 +185,11 @@ interface NetworkInspect {
 }
 
 interface ServiceInspect {
-  Spec: { Name: string; Labels?: Record<string, string> | null };
+  Spec: {
+    Name: string;
+    Labels?: Record<string, string> | null;
+    TaskTemplate?: { Placement?: { Constraints?: string[] | null } };
+  };
 }
 
 export async function probeCluster(exec: Executor, stack: string): Promise<ClusterFacts> {
@@ -236,7 +241,8 @@ export async function probeCluster(exec: Executor, stack: string): Promise<Clust
     configs: lines(configs),
     services: svcs.map((s) => {
       const revision = s.Spec.Labels?.['io.cluster-cli.revision'];
-      return { name: s.Spec.Name, ...(revision ? { revision } : {}) };
+      const constraints = s.Spec.TaskTemplate?.Placement?.Constraints ?? [];
+      return { name: s.Spec.Name, constraints, ...(revision ? { revision } : {}) };
     }),
   };
 }

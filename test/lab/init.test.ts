@@ -290,6 +290,25 @@ describe('init on a fresh lab host over SSH', () => {
     );
     expect((await docker1.listTasks()).map((t) => t.ID).sort()).toEqual(tasksBefore);
   });
+
+  it('refuses to move PostgreSQL and Redis away from their volumes when labels change', async () => {
+    const cfgFile = join(dir, 'cluster.yaml');
+    const saved = readFileSync(cfgFile, 'utf8');
+    const cfg = parse(saved);
+    cfg.hosts[0].labels = { db: 'primary' };
+    writeFileSync(cfgFile, stringify(cfg));
+    try {
+      const r = await runCli(['init', ...sshArgs(h1), '--yes', '--config', cfgFile]);
+      expect(r.code).toBe(2);
+      expect(r.stderr.split('\n')[0]).toBe(
+        'error: platform_postgres runs with placement [node.hostname == lab1]; cluster.yaml now wants [node.labels.db == primary]. Its data volume is local to its node, so moving it would start it empty elsewhere.',
+      );
+      const node = (await docker1.listNodes())[0];
+      expect(node?.Spec?.Labels).toEqual({});
+    } finally {
+      writeFileSync(cfgFile, saved);
+    }
+  });
 });
 
 describe('init that must not change anything', () => {

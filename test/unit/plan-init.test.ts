@@ -33,11 +33,12 @@ const base = {
   advertiseAddr: '203.0.113.10',
   rendered,
   revision: 'rev1',
+  force: false,
   newSecrets,
 };
 
 /** A manager on which init already ran, with the stack at the given revision. */
-function deployedAt(revision: string) {
+function deployedAt(revision: string, dataConstraints: string[] = ['node.labels.db == primary']) {
   return managerOf({
     nodes: [
       { id: 'n0de1d', hostname: 'node1', role: 'manager', labels: { db: 'primary' }, self: true },
@@ -49,10 +50,12 @@ function deployedAt(revision: string) {
     ],
     secrets: ['platform_postgres_password', 'platform_redis_password'],
     configs: ['platform_traefik_0123456789ab'],
-    services: ['proxy', 'app', 'postgres', 'redis'].map((s) => ({
-      name: `platform_${s}`,
-      revision,
-    })),
+    services: [
+      { name: 'platform_proxy', revision, constraints: ['node.role == manager'] },
+      { name: 'platform_app', revision, constraints: [] },
+      { name: 'platform_postgres', revision, constraints: dataConstraints },
+      { name: 'platform_redis', revision, constraints: dataConstraints },
+    ],
   });
 }
 
@@ -129,5 +132,17 @@ describe('planInit and the swarm cluster.yaml describes', () => {
       planInit({ ...base, config: recorded, facts: same }).steps.find((s) => s.id === 'swarm')
         ?.action,
     ).toBe('unchanged');
+  });
+});
+
+describe('planInit and data that lives on one node', () => {
+  it('refuses a change that would move PostgreSQL away from its volume, unless --force', () => {
+    // deployed before any node carried db=primary: pinned by hostname
+    const facts = deployedAt('old', ['node.hostname == node1']);
+    expect(() => planInit({ ...base, facts })).toThrow(
+      'platform_postgres runs with placement [node.hostname == node1]; cluster.yaml now wants [node.labels.db == primary]. Its data volume is local to its node, so moving it would start it empty elsewhere.',
+    );
+    const forced = planInit({ ...base, force: true, facts });
+    expect(forced.steps.filter((s) => s.action === 'change').map((s) => s.id)).toEqual(['deploy']);
   });
 });

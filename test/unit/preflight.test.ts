@@ -26,7 +26,9 @@ describe('preflight', () => {
     const r = preflight(busy, { force: false, stack: 'platform' });
     expect(r.blocking.map((b) => b.value)).toEqual(['in use: 80/tcp, 2377/tcp, 4789/udp']);
 
-    const ours = managerOf({ services: [{ name: 'platform_proxy', revision: 'x' }] });
+    const ours = managerOf({
+      services: [{ name: 'platform_proxy', revision: 'x', constraints: [] }],
+    });
     expect(preflight(ours, { force: false, stack: 'platform' }).blocking).toEqual([]);
     // the swarm's ports are ours, but 80/443 belong to someone else when our proxy isn't deployed
     expect(
