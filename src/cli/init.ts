@@ -1,11 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { planInit, stackRevision } from '../cluster/plan-init.js';
 import { type PreflightReport, preflight } from '../cluster/preflight.js';
 import { type HostFacts, probeHost, probeSwarm } from '../cluster/probe.js';
-import { ConfigError, DEFAULT_CONFIG_FILE, saveConfig, validateConfig } from '../config/load.js';
+import {
+  DEFAULT_CONFIG_FILE,
+  readConfigInput,
+  saveConfig,
+  validateConfig,
+} from '../config/load.js';
 import type { Config, ConfigInput } from '../config/schema.js';
 import { isDomain, isEmail, isIpAddress } from '../config/validators.js';
 import { apply, type StepTiming } from '../core/apply.js';
@@ -66,7 +69,7 @@ export async function runInit(opts: InitOpts, ctx: Ctx): Promise<void> {
   const timeoutS = opts.timeout === undefined ? undefined : parseTimeout(opts.timeout);
   const target = opts.host !== undefined ? parseTarget(opts.host) : undefined;
 
-  const base = await readBase(file);
+  const base = (await readConfigInput(file, opts.config)) ?? {};
   const existingHost = base.hosts?.[0];
   if (target && existingHost?.address && existingHost.address !== target.host) {
     throw new UserError(
@@ -366,26 +369,4 @@ function parseTimeout(v: string): number {
       `--timeout ${JSON.stringify(v)}: must be a whole number of seconds from 10 to 3600`,
     );
   return n;
-}
-
-/** The existing cluster.yaml as a partial input (init fills the rest); absent → empty. */
-async function readBase(file: string): Promise<Partial<ConfigInput>> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
-    throw err;
-  }
-  try {
-    const raw = parseYaml(text) as unknown;
-    if (raw === null || raw === undefined) return {};
-    if (typeof raw !== 'object' || Array.isArray(raw))
-      throw new Error('the top level must be a mapping');
-    return raw as Partial<ConfigInput>;
-  } catch (err) {
-    throw new ConfigError(file, [
-      { path: '(top level)', message: (err as Error).message.split('\n')[0] ?? 'invalid YAML' },
-    ]);
-  }
 }

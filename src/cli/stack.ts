@@ -16,7 +16,7 @@ export interface StackRenderOpts {
 /** `stack render`: cluster.yaml → stack YAML, no host touched. */
 export async function runStackRender(opts: StackRenderOpts, ctx: Ctx): Promise<void> {
   const file = resolve(ctx.cwd, opts.config);
-  const loaded = await loadConfig(file);
+  const loaded = await loadConfig(file, opts.config);
   if (!loaded) throw new UserError(`${opts.config} not found.`, 'create it with: cluster-cli init');
   const model = buildStackModel(loaded.config);
   const rendered = renderStack(model, { revision: stackRevision(model) });

@@ -34,25 +34,37 @@ export function validateConfig(input: unknown, file = DEFAULT_CONFIG_FILE): Vali
   return { config: parsed.data, warnings };
 }
 
-export function parseConfigText(text: string, file = DEFAULT_CONFIG_FILE): Validated {
+/**
+ * cluster.yaml's text as a raw, not yet validated mapping (init fills in what
+ * is missing before validating). YAML errors come with their line number.
+ */
+export function parseConfigYaml(text: string, file = DEFAULT_CONFIG_FILE): Partial<ConfigInput> {
   const doc = parseDocument(text, { prettyErrors: true });
-  if (doc.errors.length) {
-    const e = doc.errors[0];
-    const where = e?.linePos?.[0] ? `line ${e.linePos[0].line}` : '(top level)';
+  const e = doc.errors[0];
+  if (e) {
+    const where = e.linePos?.[0] ? `line ${e.linePos[0].line}` : '(top level)';
+    const message = (e.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
+    throw new ConfigError(file, [{ path: where, message }]);
+  }
+  const raw: unknown = doc.toJS();
+  if (raw === null || raw === undefined) return {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError(file, [
-      {
-        path: where,
-        message: ((e?.message ?? 'invalid YAML').split('\n')[0] ?? '').replace(
-          / at line \d+, column \d+:?$/,
-          '',
-        ),
-      },
+      { path: '(top level)', message: 'must be a mapping of keys to values' },
     ]);
   }
-  return validateConfig(doc.toJS() ?? {}, file);
+  return raw as Partial<ConfigInput>;
 }
 
-export async function loadConfig(file = DEFAULT_CONFIG_FILE): Promise<Validated | undefined> {
+export function parseConfigText(text: string, file = DEFAULT_CONFIG_FILE): Validated {
+  return validateConfig(parseConfigYaml(text, file), file);
+}
+
+/** The file's raw content, or undefined when it does not exist. `label` names it in errors. */
+export async function readConfigInput(
+  file = DEFAULT_CONFIG_FILE,
+  label = file,
+): Promise<Partial<ConfigInput> | undefined> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -60,7 +72,15 @@ export async function loadConfig(file = DEFAULT_CONFIG_FILE): Promise<Validated 
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
-  return parseConfigText(text, file);
+  return parseConfigYaml(text, label);
+}
+
+export async function loadConfig(
+  file = DEFAULT_CONFIG_FILE,
+  label = file,
+): Promise<Validated | undefined> {
+  const raw = await readConfigInput(file, label);
+  return raw === undefined ? undefined : validateConfig(raw, label);
 }
 
 /** The YAML text for a config: only what the user set or what differs from defaults stays readable. */

@@ -149,6 +149,20 @@ describe('cluster-cli (in-process)', () => {
     );
   });
 
+  it('reports broken YAML in cluster.yaml with its line, and a non-mapping top level', async () => {
+    const h = harness();
+    writeFileSync(join(h.cwd, 'cluster.yaml'), 'domain: apps.example.com\nhosts: [unclosed\n');
+    expect(await h.run('init', '--host', 'root@203.0.113.10')).toBe(2);
+    expect(h.stderr.split('\n').slice(0, 2)).toEqual([
+      'error: cluster.yaml is not valid:',
+      'line 3: Flow sequence in block collection must be sufficiently indented and end with a ]',
+    ]);
+    const l = harness();
+    writeFileSync(join(l.cwd, 'cluster.yaml'), '- just\n- a list\n');
+    expect(await l.run('stack', 'render')).toBe(2);
+    expect(l.stderr.split('\n')[1]).toBe('(top level): must be a mapping of keys to values');
+  });
+
   it('stack render prints the stack for cluster.yaml without touching a host', async () => {
     const h = harness();
     writeFileSync(
