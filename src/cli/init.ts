@@ -18,7 +18,7 @@ import { Secret } from '../core/secret.js';
 import type { Executor } from '../remote/executor.js';
 import { quoteArg } from '../remote/quote.js';
 import { parseTarget } from '../remote/ssh-config.js';
-import { buildStackModel, secretNames } from '../stack/model.js';
+import { buildStackModel, secretNames, stackServiceNames } from '../stack/model.js';
 import { renderStack } from '../stack/render.js';
 import { runWithProgress } from '../ui/progress.js';
 import { formatTable } from '../ui/table.js';
@@ -274,12 +274,13 @@ async function initOn(exec: Executor, r: InitRun): Promise<void> {
   if (!config.swarmId) {
     // Remember which swarm this file describes, so a later run against a host
     // of another swarm is refused instead of deploying into it.
-    const swarmId = (await probeSwarm(exec)).clusterId;
+    // Known from the probe when the swarm already existed; else ask after `swarm init`.
+    const swarmId = facts.swarm.clusterId ?? (await probeSwarm(exec)).clusterId;
     if (swarmId) await saveConfig(r.file, { ...input, swarmId });
   }
 
   t = performance.now();
-  const services = ['proxy', 'app', 'postgres', 'redis'].map((s) => `${config.name}_${s}`);
+  const services = stackServiceNames(config.name);
   const states = await converge(exec, ctx.stdout, mode, {
     stack: config.name,
     services,

@@ -10,7 +10,12 @@ import {
   stackDeploy,
   swarmInit,
 } from '../docker/commands.js';
-import { buildStackModel, contentHash, type StackModel } from '../stack/model.js';
+import {
+  buildStackModel,
+  contentHash,
+  type StackModel,
+  stackServiceNames,
+} from '../stack/model.js';
 import type { RenderedStack } from '../stack/render.js';
 import { dockerInstallCmds, dockerStartCmds } from './docker-install.js';
 import type { HostFacts, ServiceFacts } from './probe.js';
@@ -171,7 +176,7 @@ export function planInit(i: InitInputs): Plan {
 
   const services = cluster?.services ?? [];
   refuseDataMove(config.name, services, model, i.force);
-  const wanted = ['proxy', 'app', 'postgres', 'redis'].map((s) => `${config.name}_${s}`);
+  const wanted = stackServiceNames(config.name);
   const upToDate = wanted.every((w) => services.find((s) => s.name === w)?.revision === i.revision);
   if (upToDate) {
     steps.push(
@@ -216,7 +221,8 @@ function refuseDataMove(
 }
 
 function sameSet(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && [...a].sort().every((x, i) => x === [...b].sort()[i]);
+  const sortedB = [...b].sort();
+  return a.length === b.length && [...a].sort().every((x, i) => x === sortedB[i]);
 }
 
 function fmtLabels(labels: Readonly<Record<string, string>>): string {

@@ -47,6 +47,11 @@ export interface StackModel {
   };
 }
 
+/** Swarm service names of the platform stack, as `docker stack deploy` names them. */
+export function stackServiceNames(name: string): string[] {
+  return ['proxy', 'app', 'postgres', 'redis'].map((s) => `${name}_${s}`);
+}
+
 export function networkNames(name: string) {
   return { ingress: `${name}-ingress`, app: `${name}-app`, data: `${name}-data` } as const;
 }
