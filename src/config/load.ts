@@ -1,12 +1,14 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
-import { parseDocument, stringify } from 'yaml';
+import { parseDocument } from 'yaml';
 import { UserError } from '../core/errors.js';
 import { type Diagnostic, formatDiagnostics, fromZodIssues } from './diagnostics.js';
+import { editConfigText } from './edit.js';
 import { checkRules } from './rules.js';
 import { Config, type ConfigInput } from './schema.js';
 
 export const DEFAULT_CONFIG_FILE = 'cluster.yaml';
 export const SCHEMA_URL = 'https://unpkg.com/cluster-cli/schema/cluster.schema.json';
+const SCHEMA_HEADER = `# yaml-language-server: $schema=${SCHEMA_URL}`;
 
 export interface Validated {
   readonly config: Config;
@@ -65,14 +67,17 @@ export async function readConfigInput(
   file = DEFAULT_CONFIG_FILE,
   label = file,
 ): Promise<Partial<ConfigInput> | undefined> {
-  let text: string;
+  const text = await readTextIfExists(file);
+  return text === undefined ? undefined : parseConfigYaml(text, label);
+}
+
+async function readTextIfExists(file: string): Promise<string | undefined> {
   try {
-    text = await readFile(file, 'utf8');
+    return await readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
-  return parseConfigYaml(text, label);
 }
 
 export async function loadConfig(
@@ -83,16 +88,33 @@ export async function loadConfig(
   return raw === undefined ? undefined : validateConfig(raw, label);
 }
 
-/** The YAML text for a config: only what the user set or what differs from defaults stays readable. */
-export function configToYaml(input: ConfigInput): string {
-  const { $schema: _ignored, ...rest } = input as ConfigInput & { $schema?: string };
-  return `# yaml-language-server: $schema=${SCHEMA_URL}\n${stringify(rest, { lineWidth: 0 })}`;
+function withoutSchemaKey(input: ConfigInput): Omit<ConfigInput, '$schema'> {
+  const { $schema: _ignored, ...rest } = input;
+  return rest;
 }
 
-/** Atomic write (temp file + rename) so a crash never leaves half a cluster.yaml. */
+/** The YAML text for a new cluster.yaml: the schema hint for editors, then the config. */
+export function configToYaml(input: ConfigInput): string {
+  return editConfigText(undefined, withoutSchemaKey(input), SCHEMA_HEADER);
+}
+
+/**
+ * Writes `input` to `file`. An existing file is edited in place, so the user's
+ * comments, key order and formatting stay (its `$schema` key, if any, is kept
+ * as it is); a new one is written as configToYaml does. Atomic (temp file +
+ * rename) so a crash never leaves half a cluster.yaml.
+ */
 export async function saveConfig(file: string, input: ConfigInput): Promise<void> {
   validateConfig(input, file);
+  const existing = await readTextIfExists(file);
+  const next: Record<string, unknown> = withoutSchemaKey(input);
+  if (existing !== undefined) {
+    // Also reports a file broken since it was read as `path: message`, with its line.
+    const current: Record<string, unknown> = parseConfigYaml(existing, file);
+    if (current.$schema !== undefined) next.$schema = current.$schema;
+  }
+  const text = editConfigText(existing, next, SCHEMA_HEADER);
   const tmp = `${file}.tmp-${process.pid}`;
-  await writeFile(tmp, configToYaml(input), { mode: 0o644 });
+  await writeFile(tmp, text, { mode: 0o644 });
   await rename(tmp, file);
 }
