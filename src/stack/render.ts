@@ -4,7 +4,7 @@ import type { Resources } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
 import type { StackModel } from './model.js';
 import { proxyProvider } from './providers/index.js';
-import type { ComposeHealthcheck } from './providers/types.js';
+import type { ComposeHealthcheck, HealthcheckSpec } from './providers/types.js';
 
 /** A Docker config the stack references as `external: true`; init creates it before the deploy. */
 export interface RenderedConfig {
@@ -35,14 +35,27 @@ export const SECRET_FILES = {
 type Role = 'proxy' | 'app' | 'postgres' | 'redis';
 type Obj = Record<string, unknown>;
 
+export interface RenderStackOptions {
+  readonly revision: string;
+  /**
+   * Docker Engine version (`docker version` Server.Version, e.g. `20.10.24` or
+   * `27.3.1`) of the oldest node that runs the stack's tasks: the engine on the
+   * task's node runs its healthcheck, and the `docker` client on the manager
+   * parses the file. Absent or unparseable: the form every supported engine
+   * accepts (see `healthCadence`).
+   */
+  readonly engine?: string;
+}
+
 /**
- * The platform stack as a compose file (format 3.8) for `docker stack deploy`,
- * plus the Docker configs it references. Pure: same model and revision, same
+ * The platform stack as a compose file for `docker stack deploy`, plus the
+ * Docker configs it references: format 3.8, or 3.12 where the engine supports
+ * healthcheck `start_interval`. Pure: same model, revision and engine, same
  * bytes. Secrets, networks and configs are all external (created by init), so
  * no secret value can appear here; `$` in any value is escaped so compose
  * interpolation never rewrites it.
  */
-export function renderStack(model: StackModel, opts: { revision: string }): RenderedStack {
+export function renderStack(model: StackModel, opts: RenderStackOptions): RenderedStack {
   if (model.endpointMode === 'dnsrr' && model.proxy.publishMode === 'ingress') {
     throw new UserError(
       'networks.endpointMode dnsrr cannot publish ports through the routing mesh',
@@ -50,6 +63,8 @@ export function renderStack(model: StackModel, opts: { revision: string }): Rend
     );
   }
   const provider = proxyProvider(model.proxy.provider);
+  const cadence = healthCadence(opts.engine);
+  const health = (spec: HealthcheckSpec): ComposeHealthcheck => healthcheck(spec, cadence);
   const configs: RenderedConfig[] = provider.configs(model).map((f) => ({
     key: f.key,
     name: `${model.name}_${f.key}_${sha256(f.content).slice(0, 12)}`,
@@ -77,7 +92,7 @@ export function renderStack(model: StackModel, opts: { revision: string }): Rend
   const proxy: Obj = {
     image: model.proxy.image,
     ...(proxyParts.command ? { command: [...proxyParts.command] } : {}),
-    healthcheck: { ...proxyParts.healthcheck },
+    healthcheck: health(proxyParts.healthcheck),
     ports: proxyParts.ports.map((p) => ({ ...p })),
     volumes: proxyParts.mounts.map((m) => ({ ...m })),
     configs: configs.map((c) => ({ source: c.key, target: c.target })),
@@ -100,9 +115,10 @@ export function renderStack(model: StackModel, opts: { revision: string }): Rend
     },
     ...(model.app.healthcheck
       ? {
-          healthcheck: health(['CMD', ...model.app.healthcheck], {
+          healthcheck: health({
+            test: ['CMD', ...model.app.healthcheck],
             retries: 3,
-            start_period: '30s',
+            startPeriod: '30s',
           }),
         }
       : {}),
@@ -118,8 +134,8 @@ export function renderStack(model: StackModel, opts: { revision: string }): Rend
       POSTGRES_DB: model.postgres.database,
       POSTGRES_PASSWORD_FILE: SECRET_FILES.postgresPassword,
     },
-    healthcheck: health(
-      [
+    healthcheck: health({
+      test: [
         'CMD',
         'pg_isready',
         '-h',
@@ -129,8 +145,9 @@ export function renderStack(model: StackModel, opts: { revision: string }): Rend
         '-d',
         model.postgres.database,
       ],
-      { retries: 5, start_period: '60s' },
-    ),
+      retries: 5,
+      startPeriod: '60s',
+    }),
     volumes: [{ type: 'volume', source: 'postgres_data', target: '/var/lib/postgresql/data' }],
     secrets: [secretRef('postgres_password')],
     networks: ['data'],
@@ -142,7 +159,7 @@ export function renderStack(model: StackModel, opts: { revision: string }): Rend
   const redis: Obj = {
     image: model.redis.image,
     command: ['sh', '-c', REDIS_START],
-    healthcheck: health(['CMD-SHELL', REDIS_PING], { retries: 5, start_period: '10s' }),
+    healthcheck: health({ test: ['CMD-SHELL', REDIS_PING], retries: 5, startPeriod: '10s' }),
     volumes: [{ type: 'volume', source: 'redis_data', target: '/data' }],
     secrets: [secretRef('redis_password')],
     networks: ['data'],
@@ -154,7 +171,7 @@ export function renderStack(model: StackModel, opts: { revision: string }): Rend
   for (const v of [...provider.volumes(model), 'postgres_data', 'redis_data']) volumes[v] = {};
 
   const stack: Obj = {
-    version: '3.8',
+    version: cadence.composeVersion,
     services: { proxy, app, postgres, redis },
     networks: {
       ingress: { external: true, name: model.networks.ingress },
@@ -190,16 +207,73 @@ const REDIS_START = [
 /** Redis health: the password reaches redis-cli through REDISCLI_AUTH, never `-a`. */
 const REDIS_PING = `IFS= read -r REDISCLI_AUTH < ${SECRET_FILES.redisPassword} || [ -n "$REDISCLI_AUTH" ]; export REDISCLI_AUTH; [ "$(redis-cli -h 127.0.0.1 ping)" = PONG ]`;
 
-function health(
-  test: string[],
-  opts: { retries: number; start_period: string },
-): ComposeHealthcheck {
+/** How often, and how patiently, healthchecks run on a given engine. */
+export interface HealthCadence {
+  /** Compose file format: `start_interval` is in the schema from 3.12 on. */
+  readonly composeVersion: '3.8' | '3.12';
+  readonly interval: string;
+  readonly timeout: string;
+  /** Multiplies a spec's retries (counted at the steady 10 s cadence). */
+  readonly retriesScale: number;
+  readonly startInterval?: string;
+}
+
+/**
+ * Swarm counts a task as running only once its healthcheck has passed, and
+ * Docker runs the first check one `interval` after the container starts (then
+ * one `interval` after each check ends). At a 10 s interval a database that is
+ * ready after 3.5 s is seen healthy at 10 s. The aim: a ready task is seen
+ * healthy within ~2 s, while a task that stops answering is declared unhealthy
+ * after about as long as before (retries × interval ≈ 5 × 10 s for the data
+ * services, 3 × 10 s for the proxy and the app).
+ *
+ * - Engine 25.0.1+ (API 1.44; 25.0.0 dropped the field for swarm tasks,
+ *   moby/moby#47163): `start_interval: 1s` checks every second during
+ *   `start_period` only; afterwards the steady 10 s cadence and the retries stay
+ *   as they were. The key needs compose format 3.12 (docker CLI 25.0+):
+ *   `docker stack config` rejects it under 3.8–3.11 ("Additional property
+ *   start_interval is not allowed"), and a 20.10 CLI rejects 3.12 itself, hence
+ *   the version switch.
+ * - Older engines (Debian's 20.10): one interval for the container's whole
+ *   life, so it has to be short: 2 s, timeout 2 s (≤ interval), retries × 5 so
+ *   retries × interval keeps the previous tolerance.
+ */
+export function healthCadence(engine: string | undefined): HealthCadence {
+  if (engineAtLeast(engine, [25, 0, 1])) {
+    return {
+      composeVersion: '3.12',
+      interval: '10s',
+      timeout: '5s',
+      retriesScale: 1,
+      startInterval: '1s',
+    };
+  }
+  return { composeVersion: '3.8', interval: '2s', timeout: '2s', retriesScale: 5 };
+}
+
+/** `20.10.24`, `20.10.24+dfsg1`, `27.3.1`, `28.0.0-rc.1`…; anything else reads as too old. */
+function engineAtLeast(
+  engine: string | undefined,
+  min: readonly [number, number, number],
+): boolean {
+  const m = /^v?(\d+)\.(\d+)(?:\.(\d+))?/.exec(engine?.trim() ?? '');
+  if (!m) return false;
+  const version = [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)];
+  for (const [i, part] of version.entries()) {
+    const floor = min[i] ?? 0;
+    if (part !== floor) return part > floor;
+  }
+  return true;
+}
+
+function healthcheck(spec: HealthcheckSpec, cadence: HealthCadence): ComposeHealthcheck {
   return {
-    test,
-    interval: '10s',
-    timeout: '5s',
-    retries: opts.retries,
-    start_period: opts.start_period,
+    test: [...spec.test],
+    interval: cadence.interval,
+    timeout: cadence.timeout,
+    retries: spec.retries * cadence.retriesScale,
+    start_period: spec.startPeriod,
+    ...(cadence.startInterval ? { start_interval: cadence.startInterval } : {}),
   };
 }
 

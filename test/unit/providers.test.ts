@@ -300,6 +300,17 @@ describe.skipIf(!caddyPresent)(`caddy adapt --validate (${CADDY})`, () => {
   });
 });
 
+it.each(['traefik', 'caddy'] as const)(
+  '%s healthcheck: test, retries and start period only; the renderer sets the cadence',
+  (id) => {
+    const h = proxyProvider(id).service(model({ provider: id })).healthcheck;
+    expect(Object.keys(h).sort()).toEqual(['retries', 'startPeriod', 'test']);
+    expect(h.test[0]).toBe('CMD');
+    expect(h.retries).toBe(3);
+    expect(h.startPeriod).toBe('10s');
+  },
+);
+
 it('schemas are where the tests expect them', () => {
   const p = fileURLToPath(new URL('../../../shared/schemas/traefik-v3.json', import.meta.url));
   expect(existsSync(p)).toBe(true);

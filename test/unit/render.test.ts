@@ -4,7 +4,7 @@ import { parse } from 'yaml';
 import { Config, type ConfigInput } from '../../src/config/schema.js';
 import { UserError } from '../../src/core/errors.js';
 import { buildStackModel } from '../../src/stack/model.js';
-import { renderStack } from '../../src/stack/render.js';
+import { healthCadence, renderStack } from '../../src/stack/render.js';
 import { dockerCliAvailable, dockerStackConfig } from '../helpers/docker-stack-config.js';
 
 const REVISION = 'r-0123abcd';
@@ -39,8 +39,33 @@ const CASES: Record<CaseName, ConfigInput> = {
 };
 const NAMES = Object.keys(CASES) as CaseName[];
 
-function render(input: ConfigInput, revision = REVISION) {
-  return renderStack(buildStackModel(Config.parse(input)), { revision });
+function render(input: ConfigInput, revision = REVISION, engine?: string) {
+  return renderStack(buildStackModel(Config.parse(input)), {
+    revision,
+    ...(engine ? { engine } : {}),
+  });
+}
+
+/** The lab's Debian engine (no start_interval) and a current one. */
+const OLD_ENGINE = '20.10.24';
+const NEW_ENGINE = '27.3.1';
+const ENGINES = [OLD_ENGINE, NEW_ENGINE] as const;
+
+/** Every service with a healthcheck: the app gets one from the config. */
+const checked = (proxy: ConfigInput['proxy'] = {}): ConfigInput => ({
+  ...base,
+  proxy,
+  app: { healthcheck: ['/bin/check'] },
+});
+
+/** Consecutive failures each service tolerates at the steady 10 s cadence. */
+const RETRIES_AT_10S = { proxy: 3, app: 3, postgres: 5, redis: 5 } as const;
+
+/** Go durations as rendered (`2s`) or normalised by the docker client (`1m0s`). */
+function seconds(d: string): number {
+  const m = /^(?:(\d+)m)?(?:(\d+)s)?$/.exec(d);
+  if (!m || d === '') throw new Error(`not a duration: ${d}`);
+  return Number(m[1] ?? 0) * 60 + Number(m[2] ?? 0);
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: parsed YAML is walked loosely in assertions
@@ -63,6 +88,86 @@ describe('renderStack snapshots', () => {
   it.each(NAMES)('%s', async (name) => {
     const r = render(CASES[name]);
     await expect(r.yaml).toMatchFileSnapshot(`./__snapshots__/stack-${name}.yml`);
+  });
+
+  it(`traefik-acme on engine ${NEW_ENGINE} (start_interval)`, async () => {
+    const r = render(CASES['traefik-acme'], REVISION, NEW_ENGINE);
+    await expect(r.yaml).toMatchFileSnapshot('./__snapshots__/stack-traefik-acme-engine-27.yml');
+  });
+});
+
+describe('healthcheck cadence per engine', () => {
+  it.each([
+    [undefined, false],
+    ['', false],
+    ['unknown', false],
+    ['20.10.24', false],
+    ['20.10.24+dfsg1', false],
+    ['24.0.7', false],
+    // 25.0.0 accepts start_interval but drops it for swarm tasks (moby/moby#47163).
+    ['25.0.0', false],
+    ['25.0.1', true],
+    ['26.1.4', true],
+    ['27.3.1', true],
+    ['28.0.0-rc.1', true],
+    ['v28.2.2', true],
+    ['30.0', true],
+  ])('engine %s: start_interval %s', (engine, expected) => {
+    const c = healthCadence(engine);
+    expect(c.startInterval !== undefined).toBe(expected);
+    expect(c.composeVersion).toBe(expected ? '3.12' : '3.8');
+  });
+
+  it.each(ENGINES)(
+    'engine %s: a ready task is seen healthy within ~2 s; tolerance unchanged',
+    (engine) => {
+      for (const proxy of [{ provider: 'traefik' }, { provider: 'caddy' }] as const) {
+        const svc = services(render(checked(proxy), REVISION, engine).yaml);
+        for (const role of ROLES) {
+          const h = svc[role].healthcheck;
+          const interval = seconds(h.interval);
+          // The first check runs one (start) interval after the container starts.
+          expect(seconds(h.start_interval ?? h.interval), role).toBeLessThanOrEqual(2);
+          expect(seconds(h.timeout), role).toBeLessThanOrEqual(interval);
+          // Failing checks in a row before "unhealthy": as long as at 10 s before.
+          expect(h.retries * interval, role).toBe(RETRIES_AT_10S[role] * 10);
+        }
+      }
+    },
+  );
+
+  it(`engine ${OLD_ENGINE}: a short steady interval, retries scaled, format 3.8`, () => {
+    const doc = parse(render(checked(), REVISION, OLD_ENGINE).yaml);
+    expect(doc.version).toBe('3.8');
+    for (const role of ROLES) {
+      const h = doc.services[role].healthcheck;
+      expect(h, role).toMatchObject({
+        interval: '2s',
+        timeout: '2s',
+        retries: RETRIES_AT_10S[role] * 5,
+      });
+      expect(h.start_interval, role).toBeUndefined();
+    }
+    expect(doc.services.postgres.healthcheck.start_period).toBe('60s');
+  });
+
+  it(`engine ${NEW_ENGINE}: start_interval 1s, steady 10s, format 3.12`, () => {
+    const doc = parse(render(checked(), REVISION, NEW_ENGINE).yaml);
+    expect(doc.version).toBe('3.12');
+    for (const role of ROLES) {
+      expect(doc.services[role].healthcheck, role).toMatchObject({
+        interval: '10s',
+        timeout: '5s',
+        retries: RETRIES_AT_10S[role],
+        start_interval: '1s',
+      });
+    }
+    expect(doc.services.postgres.healthcheck.start_period).toBe('60s');
+  });
+
+  it('no engine renders the form every supported engine accepts', () => {
+    expect(render(checked()).yaml).toBe(render(checked(), REVISION, OLD_ENGINE).yaml);
+    expect(render(checked(), REVISION, 'not-a-version').yaml).toBe(render(checked()).yaml);
   });
 });
 
@@ -344,6 +449,36 @@ describe.skipIf(!dockerCliAvailable())('docker stack config (docker client, offl
     expect(svc.app.environment.GREETING).toBe(greeting);
     expect(svc.redis.command[2]).toContain('"$pw"');
     expect(svc.redis.healthcheck.test[1]).toContain('$(redis-cli -h 127.0.0.1 ping)');
+  });
+
+  it.each(
+    ENGINES.flatMap((engine) => (['traefik', 'caddy'] as const).map((p) => [engine, p] as const)),
+  )('engine %s, %s: accepted with the healthcheck cadence intact', (engine, provider) => {
+    const r = dockerStackConfig(render(checked({ provider }), REVISION, engine).yaml);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const doc = parse(r.stdout);
+    expect(doc.version).toBe(engine === NEW_ENGINE ? '3.12' : '3.8');
+    for (const role of ROLES) {
+      const h = doc.services[role].healthcheck;
+      if (engine === NEW_ENGINE) {
+        expect(h, role).toMatchObject({ interval: '10s', start_interval: '1s' });
+        expect(h.retries, role).toBe(RETRIES_AT_10S[role]);
+      } else {
+        expect(h, role).toMatchObject({ interval: '2s', timeout: '2s' });
+        expect(h.start_interval, role).toBeUndefined();
+        expect(h.retries, role).toBe(RETRIES_AT_10S[role] * 5);
+      }
+    }
+    expect(seconds(doc.services.postgres.healthcheck.start_period)).toBe(60);
+  });
+
+  it('format 3.8 rejects start_interval (why a new engine gets 3.12)', () => {
+    const yaml = render(base, REVISION, NEW_ENGINE).yaml;
+    expect(yaml).toContain('version: "3.12"');
+    const r = dockerStackConfig(yaml.replace('version: "3.12"', 'version: "3.8"'));
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/start_interval is not allowed/);
   });
 
   it('rejects an unknown key (the validation is real)', () => {

@@ -57,10 +57,8 @@ export const caddy: ProxyProvider = {
     ],
     healthcheck: {
       test: ['CMD', 'wget', '-q', '-O', '/dev/null', `http://${CADDY_ADMIN}/config/`],
-      interval: '10s',
-      timeout: '5s',
       retries: 3,
-      start_period: '10s',
+      startPeriod: '10s',
     },
   }),
   configs: (model) => [

@@ -93,10 +93,8 @@ export const traefik: ProxyProvider = {
     ],
     healthcheck: {
       test: ['CMD', 'traefik', 'healthcheck', '--ping'],
-      interval: '10s',
-      timeout: '5s',
       retries: 3,
-      start_period: '10s',
+      startPeriod: '10s',
     },
   }),
   configs: (model) => [

@@ -7,6 +7,20 @@ export interface ComposeHealthcheck {
   readonly timeout: string;
   readonly retries: number;
   readonly start_period: string;
+  /** Cadence during `start_period`; compose file format 3.12+, Docker Engine 25.0.1+. */
+  readonly start_interval?: string;
+}
+
+/**
+ * What a service asks of its healthcheck. The renderer turns it into a
+ * `ComposeHealthcheck` with a cadence that fits the engine (`healthCadence`).
+ */
+export interface HealthcheckSpec {
+  readonly test: readonly string[];
+  /** Consecutive failed checks tolerated at the steady 10 s cadence (scaled for a shorter one). */
+  readonly retries: number;
+  /** Grace after the container starts: failures don't count, the first success ends it. */
+  readonly startPeriod: string;
 }
 
 /** Compose long-syntax port. */
@@ -45,7 +59,7 @@ export interface ProxyServiceParts {
   readonly command?: readonly string[];
   readonly ports: readonly ComposePort[];
   readonly mounts: readonly ComposeMount[];
-  readonly healthcheck: ComposeHealthcheck;
+  readonly healthcheck: HealthcheckSpec;
 }
 
 /** A pluggable reverse proxy: everything the renderer needs that differs between proxies. */
