@@ -1,5 +1,6 @@
+import type { Executor } from '../core/executor.js';
+import { type HostSession, hostSession } from '../core/session.js';
 import { createExecutor } from '../remote/connect.js';
-import type { Executor } from '../remote/executor.js';
 import type { ConnectTarget, Ctx } from './context.js';
 
 /**
@@ -24,4 +25,35 @@ export async function connectHost(ctx: Ctx, target: ConnectTarget): Promise<Exec
     { ...(address ? { address } : {}), ...(user ? { user } : {}), ...(port ? { port } : {}) },
     ssh,
   );
+}
+
+/** The executor plus, on first use, the host's Docker API over the same connection. */
+export async function connectSession(ctx: Ctx, target: ConnectTarget): Promise<HostSession> {
+  const exec = await connectHost(ctx, target);
+  const { connectDockerApi } = await import('../remote/docker-api.js');
+  return hostSession(exec, connectDockerApi);
+}
+
+/** SSH settings from flags, then cluster.yaml's `ssh:`; what every command passes on. */
+export interface SshFlags {
+  identity?: string;
+  knownHosts?: string;
+  acceptNewHostKey?: boolean;
+}
+
+export function connectTarget(
+  host: { address?: string; user?: string; port?: number },
+  flags: SshFlags,
+  ssh: { identityFile?: string; knownHostsFile?: string } = {},
+): ConnectTarget {
+  const identityFile = flags.identity ?? ssh.identityFile;
+  const knownHostsFile = flags.knownHosts ?? ssh.knownHostsFile;
+  return {
+    ...(host.address ? { address: host.address } : {}),
+    ...(host.user ? { user: host.user } : {}),
+    ...(host.port ? { port: host.port } : {}),
+    ...(identityFile ? { identityFile } : {}),
+    ...(knownHostsFile ? { knownHostsFile } : {}),
+    acceptNewHostKey: Boolean(flags.acceptNewHostKey),
+  };
 }

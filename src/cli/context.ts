@@ -1,8 +1,8 @@
-import type { Executor } from '../remote/executor.js';
+import type { Executor } from '../core/executor.js';
 
-export interface Output {
-  write(text: string): unknown;
-}
+import type { Output } from '../ui/output.js';
+
+export type { Output };
 
 /**
  * Everything a command touches outside itself, injected so tests run the real

@@ -1,8 +1,11 @@
-import { randomBytes } from 'node:crypto';
 import { isAbsolute, resolve } from 'node:path';
+import { defaultAdvertiseAddr } from '../cluster/advertise.js';
+import { daemonTime } from '../cluster/converge.js';
 import { planInit, stackRevision } from '../cluster/plan-init.js';
-import { type PreflightReport, preflight } from '../cluster/preflight.js';
-import { type HostFacts, probeHost, probeSwarm } from '../cluster/probe.js';
+import { preflight, preflightError } from '../cluster/preflight.js';
+import { probeHost, probeSwarm } from '../cluster/probe.js';
+import { generateSecrets } from '../cluster/secrets.js';
+import { oldestVersion } from '../cluster/versions.js';
 import {
   DEFAULT_CONFIG_FILE,
   readConfigInput,
@@ -11,21 +14,19 @@ import {
 } from '../config/load.js';
 import type { Config, ConfigInput } from '../config/schema.js';
 import { isDomain, isEmail, isIpAddress } from '../config/validators.js';
-import { apply, type StepTiming } from '../core/apply.js';
 import { UserError } from '../core/errors.js';
-import { changesOf, formatPlan, planToJson } from '../core/plan.js';
-import { Secret } from '../core/secret.js';
-import type { Executor } from '../remote/executor.js';
-import { quoteArg } from '../remote/quote.js';
+import { changesOf } from '../core/plan.js';
+import { quoteArg } from '../core/quote.js';
+import type { HostSession } from '../core/session.js';
 import { parseTarget } from '../remote/ssh-config.js';
 import { buildStackModel, secretNames, stackServiceNames } from '../stack/model.js';
 import { renderStack } from '../stack/render.js';
-import { runWithProgress } from '../ui/progress.js';
-import { formatTable } from '../ui/table.js';
-import { askInput, askSelect, checked, confirmOrFail } from './ask.js';
-import { connectHost } from './connect.js';
+import { formatPreflight } from '../ui/preflight.js';
+import { askInput, askSelect, checked } from './ask.js';
+import { connectSession } from './connect.js';
 import type { Ctx } from './context.js';
 import { converge } from './converge-progress.js';
+import { type Outcome, runPipeline } from './pipeline.js';
 
 export interface InitOpts {
   host?: string;
@@ -133,7 +134,7 @@ export async function runInit(opts: InitOpts, ctx: Ctx): Promise<void> {
   validateConfig(draft, opts.config);
 
   // 2. Connect (host key checked) and probe: read-only, also in --dry-run.
-  const exec = await connectHost(ctx, {
+  const session = await connectSession(ctx, {
     ...(hostIn.address ? { address: hostIn.address } : {}),
     ...(hostIn.user ? { user: hostIn.user } : {}),
     ...(hostIn.port ? { port: hostIn.port } : {}),
@@ -146,9 +147,9 @@ export async function runInit(opts: InitOpts, ctx: Ctx): Promise<void> {
     acceptNewHostKey: Boolean(opts.acceptNewHostKey),
   });
   try {
-    await initOn(exec, { opts, ctx, draft, file, out, timeoutS, t0 });
+    await initOn(session, { opts, ctx, draft, file, out, timeoutS, t0 });
   } finally {
-    await exec.close();
+    await session.close();
   }
 }
 
@@ -162,25 +163,22 @@ interface InitRun {
   readonly t0: number;
 }
 
-async function initOn(exec: Executor, r: InitRun): Promise<void> {
+async function initOn(session: HostSession, r: InitRun): Promise<Outcome> {
   const { opts, ctx, out } = r;
+  const exec = session.exec;
   const timings: Record<string, number> = {};
   const name = r.draft.name ?? 'platform';
 
-  let t = performance.now();
+  const t = performance.now();
   out(`Checking ${exec.label} ...\n`);
   const facts = await probeHost(exec, name);
   const report = preflight(facts, { force: Boolean(opts.force), stack: name });
   timings.preflight = performance.now() - t;
-  out(`${formatPreflight(report)}\n\n`);
-  if (report.blocking.length) {
-    const forcible = report.blocking.every((b) => b.forcible);
-    throw new UserError(
-      `Preflight failed on ${exec.label}: ${report.blocking.map((b) => `${b.check}: ${b.value}`).join('; ')}. Nothing was changed.`,
-      forcible
-        ? 'fix the host, or re-run with --force to go on anyway'
-        : 'fix the host and run init again',
-    );
+  const table = formatPreflight(report);
+  const refused = preflightError(report, exec.label);
+  if (refused) {
+    out(`${table}\n\n`);
+    throw refused;
   }
 
   const hostIn = r.draft.hosts?.[0];
@@ -219,7 +217,12 @@ async function initOn(exec: Executor, r: InitRun): Promise<void> {
 
   const model = buildStackModel(config);
   const revision = stackRevision(model);
-  const rendered = renderStack(model, { revision });
+  const engine = oldestVersion([
+    facts.docker.serverVersion,
+    facts.docker.clientVersion,
+    ...(facts.cluster?.nodes.map((n) => n.engine) ?? []),
+  ]);
+  const rendered = renderStack(model, { revision, ...(engine ? { engine } : {}) });
   const plan = planInit({
     config,
     host: exec.label,
@@ -230,80 +233,55 @@ async function initOn(exec: Executor, r: InitRun): Promise<void> {
     force: Boolean(opts.force),
     newSecrets: generateSecrets(config),
   });
-  const changes = changesOf(plan);
+  const deploys = changesOf(plan).some((s) => s.id === 'deploy');
 
-  if (opts.dryRun) {
-    if (opts.json) {
-      ctx.stdout.write(
-        `${JSON.stringify({ dryRun: true, host: exec.label, preflight: report.rows, plan: planToJson(plan) }, null, 2)}\n`,
-      );
-    } else {
-      out(
-        `${formatPlan(plan)}\n\nDry run: nothing was changed${changes.length ? '' : ' (and nothing would be)'}; ${r.file} was not written.\n`,
-      );
-    }
-    return;
-  }
-
-  out(`${formatPlan(plan)}\n\n`);
-  if (changes.length) {
-    await confirmOrFail(ctx, {
-      yes: Boolean(opts.yes),
-      what: `init would make ${changes.length} change(s) on ${exec.label}`,
-      message: `Apply ${changes.length} change(s) to ${exec.label}?`,
-    });
-  }
-  await saveConfig(r.file, input);
-
-  const mode = opts.json ? 'silent' : ctx.tty ? 'tty' : 'plain';
-  let stepTimings: StepTiming[] = [];
-  if (changes.length) {
-    t = performance.now();
-    const executors = new Map([[exec.label, exec]]);
-    await runWithProgress(ctx.stdout, mode, [
-      {
-        title: `Apply ${changes.length} change(s) on ${exec.label}`,
-        run: async (report) => {
-          stepTimings = await apply(plan, executors, { onStepStart: (s) => report(s.title) });
-        },
-      },
-    ]);
-    for (const s of stepTimings) timings[s.id] = s.ms;
-  }
-
-  if (!config.swarmId) {
-    // Remember which swarm this file describes, so a later run against a host
-    // of another swarm is refused instead of deploying into it.
-    // Known from the probe when the swarm already existed; else ask after `swarm init`.
-    const swarmId = facts.swarm.clusterId ?? (await probeSwarm(exec)).clusterId;
-    if (swarmId) await saveConfig(r.file, { ...input, swarmId });
-  }
-
-  t = performance.now();
-  const services = stackServiceNames(config.name);
-  const states = await converge(exec, ctx.stdout, mode, {
-    stack: config.name,
-    services,
-    timeoutMs: (r.timeoutS ?? config.deploy.timeout) * 1000,
+  let since: Date | undefined;
+  let swarmId = config.swarmId;
+  return runPipeline(ctx, opts, {
+    name: 'init',
+    plan,
+    sessions: new Map([[exec.label, session]]),
+    preamble: { text: table, json: report.rows },
+    async converge(mode) {
+      const t0 = performance.now();
+      const states = await converge(session.docker(), ctx.stdout, mode, {
+        stack: config.name,
+        services: stackServiceNames(config.name),
+        timeoutMs: (r.timeoutS ?? config.deploy.timeout) * 1000,
+        ...(since ? { since } : {}),
+      });
+      timings.convergence = performance.now() - t0;
+      return states;
+    },
+    async save() {
+      // Remember which swarm this file describes, so a later run against a host
+      // of another swarm is refused instead of deploying into it.
+      if (!swarmId) {
+        swarmId =
+          facts.swarm.clusterId ?? (await probeSwarm(exec).catch(() => undefined))?.clusterId;
+      }
+      await saveConfig(r.file, swarmId ? { ...input, swarmId } : input);
+    },
+    summary(o) {
+      for (const s of o.report.timings) timings[s.id] = s.ms;
+      timings.total = performance.now() - r.t0;
+      const scheme = config.proxy.tls === 'off' ? 'http' : 'https';
+      const json = {
+        host: exec.label,
+        changed: changesOf(plan).map((s) => s.title),
+        unchanged: plan.steps.filter((s) => s.action === 'unchanged').map((s) => s.title),
+        services: o.converged,
+        urls: [`${scheme}://${config.domain}/`],
+        config: r.file,
+        timingsMs: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v)])),
+      };
+      return { json, text: formatSummary(config, json, exec.label, opts.config) };
+    },
+    // The daemon's own clock marks the deploy: an update rolled back after it is ours.
+    async beforeApply() {
+      if (deploys) since = await daemonTime(session.docker()).catch(() => undefined);
+    },
   });
-  timings.convergence = performance.now() - t;
-  timings.total = performance.now() - r.t0;
-
-  const scheme = config.proxy.tls === 'off' ? 'http' : 'https';
-  const summary = {
-    host: exec.label,
-    changed: changes.map((s) => s.title),
-    unchanged: plan.steps.filter((s) => s.action === 'unchanged').map((s) => s.title),
-    services: states,
-    urls: [`${scheme}://${config.domain}/`],
-    config: r.file,
-    timingsMs: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v)])),
-  };
-  if (opts.json) {
-    ctx.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
-    return;
-  }
-  out(formatSummary(config, summary, exec.label, opts.config));
 }
 
 function formatSummary(
@@ -330,37 +308,6 @@ function formatSummary(
     '',
   ];
   return lines.join('\n');
-}
-
-export function formatPreflight(report: PreflightReport): string {
-  return formatTable(
-    ['check', 'found', 'wanted', 'result'],
-    report.rows.map((r) => [r.check, r.value, r.want, r.status.toUpperCase()]),
-  );
-}
-
-/** The SSH address when it is an IP of the host, else the kernel's route source, else the first global address. */
-export function defaultAdvertiseAddr(
-  sshAddress: string | undefined,
-  facts: HostFacts,
-): string | undefined {
-  if (
-    sshAddress &&
-    isIpAddress(sshAddress) &&
-    (facts.addresses.length === 0 || facts.addresses.includes(sshAddress))
-  ) {
-    return sshAddress;
-  }
-  return facts.swarm.nodeAddr ?? facts.routeSrc ?? facts.addresses[0];
-}
-
-function generateSecrets(config: Config): Record<string, Secret> {
-  return Object.fromEntries(
-    Object.values(secretNames(config.name)).map((n) => [
-      n,
-      new Secret(randomBytes(24).toString('base64url'), n),
-    ]),
-  );
 }
 
 function parseTimeout(v: string): number {

@@ -1,12 +1,19 @@
+import { apiRequest, type DockerApi } from '../core/api.js';
 import { UserError } from '../core/errors.js';
-import { servicePs, stackServices } from '../docker/commands.js';
-import type { Executor } from '../remote/executor.js';
-import { parseJsonLines } from './parse.js';
+
+/**
+ * Convergence means the new revision runs: every service's update finished
+ * (its UpdateStatus) and the desired number of its tasks run the service's
+ * current task spec. A rolled-back or paused update is a failure.
+ */
 
 export interface ServiceState {
   readonly name: string;
+  /** Tasks running the current spec. */
   readonly running: number;
   readonly desired: number;
+  /** UpdateStatus.State when an update is under way or ended badly. */
+  readonly update?: string;
 }
 
 export interface TaskProblem {
@@ -17,48 +24,168 @@ export interface TaskProblem {
   readonly error: string;
 }
 
-/** `1/1`, `0/1 (max 1 per node)` → numbers. */
-export function parseReplicas(text: string): { running: number; desired: number } {
-  const m = /^(\d+)\/(\d+)/.exec(text.trim());
-  return m ? { running: Number(m[1]), desired: Number(m[2]) } : { running: 0, desired: 0 };
+interface ApiService {
+  ID: string;
+  Spec: {
+    Name: string;
+    TaskTemplate: unknown;
+    Mode?: { Replicated?: { Replicas?: number }; Global?: object };
+  };
+  UpdateStatus?: { State?: string; StartedAt?: string; CompletedAt?: string; Message?: string };
+}
+
+interface ApiTask {
+  ID: string;
+  ServiceID: string;
+  NodeID?: string;
+  Slot?: number;
+  Spec: unknown;
+  DesiredState: string;
+  CreatedAt?: string;
+  UpdatedAt?: string;
+  Status: { State: string; Err?: string; Message?: string; Timestamp?: string };
+}
+
+const FAILED_UPDATE = new Set([
+  'rollback_started',
+  'rollback_completed',
+  'rollback_paused',
+  'paused',
+]);
+
+export const listStackServices = (api: DockerApi, stack: string) =>
+  api.request<ApiService[]>(
+    apiRequest('GET', '/services', {
+      query: { filters: JSON.stringify({ label: [`com.docker.stack.namespace=${stack}`] }) },
+      readOnly: true,
+    }),
+  );
+
+const listTasks = (api: DockerApi, filters: Record<string, string[]>) =>
+  api.request<ApiTask[]>(
+    apiRequest('GET', '/tasks', { query: { filters: JSON.stringify(filters) }, readOnly: true }),
+  );
+
+/**
+ * A task spec as the engine's JSON shows it, without zero values: the service's
+ * TaskTemplate and a task's copy of it differ only in fields the engine omits
+ * when empty (`DNSConfig: {}`) or fills with a default (`Runtime: container`).
+ */
+export function normalizeSpec(v: unknown): unknown {
+  if (Array.isArray(v)) {
+    const items = v.map(normalizeSpec).filter((x) => x !== undefined);
+    return items.length ? items : undefined;
+  }
+  if (v && typeof v === 'object') {
+    const entries = Object.entries(v)
+      .filter(([k, x]) => !(k === 'Runtime' && x === 'container'))
+      .map(([k, x]) => [k, normalizeSpec(x)] as const)
+      .filter(([, x]) => x !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return entries.length ? Object.fromEntries(entries) : undefined;
+  }
+  if (v === null || v === '' || v === 0 || v === false) return undefined;
+  return v;
+}
+
+/** Does a task run this spec? (Same JSON once zero values are dropped, key order aside.) */
+export function sameSpec(a: unknown, b: unknown): boolean {
+  return JSON.stringify(normalizeSpec(a)) === JSON.stringify(normalizeSpec(b));
+}
+
+/** Pure: one service's state from its spec and tasks. */
+export function serviceState(svc: ApiService, tasks: readonly ApiTask[]): ServiceState {
+  const wanted = tasks.filter((t) => t.DesiredState === 'running');
+  const desired = svc.Spec.Mode?.Global
+    ? wanted.length
+    : (svc.Spec.Mode?.Replicated?.Replicas ?? 1);
+  const running = wanted.filter(
+    (t) => t.Status.State === 'running' && sameSpec(t.Spec, svc.Spec.TaskTemplate),
+  ).length;
+  const u = svc.UpdateStatus?.State;
+  return {
+    name: svc.Spec.Name,
+    running,
+    desired,
+    ...(u && u !== 'completed' && u !== 'rollback_completed' ? { update: u } : {}),
+    ...(u === 'rollback_completed' ? { update: u } : {}),
+  };
+}
+
+/** An update that started at or after `since` and ended (or is ending) in a rollback or pause. */
+export function failedUpdate(svc: ApiService, since: Date | undefined): string | undefined {
+  const u = svc.UpdateStatus;
+  if (!u?.State || !FAILED_UPDATE.has(u.State)) return undefined;
+  if (since && u.StartedAt && new Date(u.StartedAt).getTime() < since.getTime() - 1000)
+    return undefined;
+  return `${u.State.replace('_', ' ')}${u.Message ? `: ${u.Message}` : ''}`;
 }
 
 export function isConverged(states: readonly ServiceState[], expected: readonly string[]): boolean {
   return expected.every((name) => {
     const s = states.find((x) => x.name === name);
-    return s !== undefined && s.desired > 0 && s.running === s.desired;
+    return (
+      s !== undefined &&
+      s.desired > 0 &&
+      s.running === s.desired &&
+      (s.update === undefined || s.update === 'completed')
+    );
   });
 }
 
-export async function readServiceStates(exec: Executor, stack: string): Promise<ServiceState[]> {
-  const rows = parseJsonLines<{ Name: string; Replicas: string }>(
-    (await exec.run(stackServices(stack))).stdout,
+/** The newest tasks of a service that failed or are not running, errors first. */
+export async function readTaskProblems(
+  api: DockerApi,
+  service: string,
+  nodeNames: ReadonlyMap<string, string> = new Map(),
+): Promise<TaskProblem[]> {
+  const tasks = await listTasks(api, { service: [service] });
+  const newest = [...tasks].sort((a, b) =>
+    (b.UpdatedAt ?? b.CreatedAt ?? '').localeCompare(a.UpdatedAt ?? a.CreatedAt ?? ''),
   );
-  return rows.map((r) => ({ name: r.Name, ...parseReplicas(r.Replicas) }));
+  const bad = newest.filter((t) => t.Status.State !== 'running' || t.Status.Err);
+  const withErr = bad.filter((t) => t.Status.Err);
+  const pick = (withErr.length ? withErr : bad).slice(0, 3);
+  return pick.map((t) => ({
+    service,
+    task: `${service}.${t.Slot ?? t.NodeID?.slice(0, 12) ?? t.ID.slice(0, 12)}`,
+    node: (t.NodeID && nodeNames.get(t.NodeID)) || t.NodeID?.slice(0, 12) || '-',
+    state: t.Status.State,
+    error: t.Status.Err || t.Status.Message || '(no error reported)',
+  }));
 }
 
-/** The latest tasks of a service that are not running, with Docker's error text. */
-export async function readTaskProblems(exec: Executor, service: string): Promise<TaskProblem[]> {
-  const r = await exec.run(servicePs(service), { allowFailure: true });
-  if (r.exitCode !== 0)
-    return [{ service, task: '-', node: '-', state: 'missing', error: r.stderr.trim() }];
-  const tasks = parseJsonLines<{
-    Name: string;
-    Node: string;
-    CurrentState: string;
-    DesiredState: string;
-    Error: string;
-  }>(r.stdout);
-  return tasks
-    .filter((t) => !t.CurrentState.startsWith('Running') || t.Error)
-    .slice(0, 3)
-    .map((t) => ({
-      service,
-      task: t.Name,
-      node: t.Node || '-',
-      state: t.CurrentState,
-      error: t.Error || '(no error reported)',
-    }));
+export async function readServiceStates(
+  api: DockerApi,
+  stack: string,
+  since?: Date,
+): Promise<{ states: ServiceState[]; failed: { service: string; why: string }[] }> {
+  const services = await listStackServices(api, stack);
+  const tasks = services.length
+    ? await listTasks(api, { service: services.map((s) => s.Spec.Name) })
+    : [];
+  const states = services.map((s) =>
+    serviceState(
+      s,
+      tasks.filter((t) => t.ServiceID === s.ID),
+    ),
+  );
+  const failed = services.flatMap((s) => {
+    const why = failedUpdate(s, since);
+    return why ? [{ service: s.Spec.Name, why }] : [];
+  });
+  return { states, failed };
+}
+
+async function nodeNames(api: DockerApi): Promise<Map<string, string>> {
+  try {
+    const nodes = await api.request<{ ID: string; Description?: { Hostname?: string } }[]>(
+      apiRequest('GET', '/nodes', { readOnly: true }),
+    );
+    return new Map(nodes.map((n) => [n.ID, n.Description?.Hostname ?? n.ID.slice(0, 12)]));
+  } catch {
+    return new Map(); // names are a nicety in an error report
+  }
 }
 
 export interface WaitOptions {
@@ -66,29 +193,45 @@ export interface WaitOptions {
   readonly services: readonly string[];
   readonly timeoutMs: number;
   readonly intervalMs?: number;
+  /** When the deploy was sent: an update rolled back after this is a failure. */
+  readonly since?: Date;
   readonly onUpdate?: (states: readonly ServiceState[]) => void;
 }
 
 /**
- * Poll until every service has its desired replicas running (healthchecks
- * included: Swarm counts a task only once it is healthy). On timeout, throw an
- * error listing each failing task's own error.
+ * Poll the manager's API until every service runs its current spec with the
+ * desired replicas (healthchecks included: Swarm counts a task as running only
+ * once it is healthy). A rollback ends the wait at once; a timeout lists each
+ * failing task's own error.
  */
-export async function waitForConvergence(exec: Executor, o: WaitOptions): Promise<ServiceState[]> {
+export async function waitForConvergence(api: DockerApi, o: WaitOptions): Promise<ServiceState[]> {
   const deadline = Date.now() + o.timeoutMs;
-  const interval = o.intervalMs ?? 2000;
+  const interval = o.intervalMs ?? 500;
   for (;;) {
-    const states = await readServiceStates(exec, o.stack);
+    const { states, failed } = await readServiceStates(api, o.stack, o.since);
     o.onUpdate?.(states);
+    if (failed.length) {
+      const names = await nodeNames(api);
+      const problems = (
+        await Promise.all(failed.map((f) => readTaskProblems(api, f.service, names)))
+      ).flat();
+      throw new RolledBackError(failed, problems);
+    }
     if (isConverged(states, o.services)) return states;
     if (Date.now() > deadline) {
       const lagging = o.services.filter((name) => !isConverged(states, [name]));
-      const problems = (await Promise.all(lagging.map((s) => readTaskProblems(exec, s)))).flat();
+      const names = await nodeNames(api);
+      const problems = (
+        await Promise.all(lagging.map((s) => readTaskProblems(api, s, names)))
+      ).flat();
       throw new ConvergenceError(lagging, problems, o.timeoutMs);
     }
     await new Promise((r) => setTimeout(r, interval));
   }
 }
+
+const problemLines = (problems: readonly TaskProblem[]) =>
+  problems.map((p) => `  ${p.task} on ${p.node}: ${p.state}: ${p.error}`);
 
 export class ConvergenceError extends UserError {
   constructor(
@@ -98,11 +241,38 @@ export class ConvergenceError extends UserError {
   ) {
     super(
       [
-        `Not every service was running after ${Math.round(timeoutMs / 1000)}s: ${services.join(', ')}`,
-        ...problems.map((p) => `  ${p.task} on ${p.node}: ${p.state}: ${p.error}`),
+        `Not every service was running its new revision after ${Math.round(timeoutMs / 1000)}s: ${services.join(', ')}`,
+        ...problemLines(problems),
       ].join('\n'),
       `inspect with: docker service ps --no-trunc ${services[0] ?? ''}; fix the cause, then run the same command again`,
       1,
     );
   }
+}
+
+export class RolledBackError extends UserError {
+  constructor(
+    readonly failed: readonly { service: string; why: string }[],
+    readonly problems: readonly TaskProblem[],
+  ) {
+    super(
+      [
+        `The update of ${failed.map((f) => f.service).join(', ')} failed and Swarm rolled it back: the previous revision is still running.`,
+        ...failed.map((f) => `  ${f.service}: ${f.why}`),
+        ...problemLines(problems),
+      ].join('\n'),
+      `inspect with: docker service ps --no-trunc ${failed[0]?.service ?? ''}; fix cluster.yaml, then run the same command again`,
+      1,
+    );
+  }
+}
+
+/** The manager daemon's own clock (GET /info SystemTime): marks when a deploy was sent. */
+export async function daemonTime(api: DockerApi): Promise<Date> {
+  const info = await api.request<{ SystemTime?: string }>(
+    apiRequest('GET', '/info', { readOnly: true }),
+  );
+  const t = info.SystemTime ? new Date(info.SystemTime) : new Date(Number.NaN);
+  if (Number.isNaN(t.getTime())) throw new Error('no SystemTime in /info');
+  return t;
 }

@@ -18,7 +18,7 @@ import {
 } from '../stack/model.js';
 import type { RenderedStack } from '../stack/render.js';
 import { dockerInstallCmds, dockerStartCmds } from './docker-install.js';
-import type { HostFacts, ServiceFacts } from './probe.js';
+import type { ClusterFacts, HostFacts, ServiceFacts } from './probe.js';
 
 export interface InitInputs {
   readonly config: Config;
@@ -47,7 +47,6 @@ export function stackRevision(model: StackModel): string {
 export function planInit(i: InitInputs): Plan {
   const { config, facts, host } = i;
   const steps: Step[] = [];
-  const model = buildStackModel(config);
 
   if (!facts.docker.installed) {
     steps.push(
@@ -118,6 +117,67 @@ export function planInit(i: InitInputs): Plan {
     steps.push(unchanged('labels', host, `Node labels ${fmtLabels(wantLabels)}`, 'already set'));
   }
 
+  steps.push(...planStack({ ...i, cluster: facts.cluster }));
+
+  return { title: `init ${config.name} on ${host}`, steps };
+}
+
+/**
+ * PostgreSQL and Redis keep their data in node-local volumes: a new placement
+ * would start them empty on another node. Refuse unless --force.
+ */
+function refuseDataMove(
+  stack: string,
+  services: readonly ServiceFacts[],
+  model: StackModel,
+  force: boolean,
+): void {
+  if (force) return;
+  for (const [svc, want] of [
+    ['postgres', model.postgres.constraints],
+    ['redis', model.redis.constraints],
+  ] as const) {
+    const have = services.find((s) => s.name === `${stack}_${svc}`);
+    if (!have || sameSet(have.constraints, want)) continue;
+    throw new UserError(
+      `${stack}_${svc} runs with placement [${have.constraints.join(', ')}]; cluster.yaml now wants [${want.join(', ')}]. Its data volume is local to its node, so moving it would start it empty elsewhere.`,
+      'keep the node labels (db=primary) as they were, or move the data first and re-run with --force',
+    );
+  }
+}
+
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  const sortedB = [...b].sort();
+  return a.length === b.length && [...a].sort().every((x, i) => x === sortedB[i]);
+}
+
+function fmtLabels(labels: Readonly<Record<string, string>>): string {
+  return Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(', ');
+}
+
+export interface StackInputs {
+  readonly config: Config;
+  /** Executor label of the manager the stack steps run on. */
+  readonly host: string;
+  /** What that manager knows of the swarm; undefined before `swarm init`. */
+  readonly cluster: ClusterFacts | undefined;
+  readonly rendered: RenderedStack;
+  readonly revision: string;
+  readonly force: boolean;
+  readonly newSecrets: Readonly<Record<string, Secret>>;
+}
+
+/**
+ * The stack's part of any plan (init, node join, apply): overlay networks,
+ * secrets, proxy configs, then `docker stack deploy` when the deployed
+ * revision differs. Pure; a re-run plans nothing.
+ */
+export function planStack(i: StackInputs): Step[] {
+  const { config, host, cluster } = i;
+  const steps: Step[] = [];
+  const model = buildStackModel(config);
   const nets = [
     {
       key: 'ingress',
@@ -193,40 +253,5 @@ export function planInit(i: InitInputs): Plan {
     );
   }
 
-  return { title: `init ${config.name} on ${host}`, steps };
-}
-
-/**
- * PostgreSQL and Redis keep their data in node-local volumes: a new placement
- * would start them empty on another node. Refuse unless --force.
- */
-function refuseDataMove(
-  stack: string,
-  services: readonly ServiceFacts[],
-  model: StackModel,
-  force: boolean,
-): void {
-  if (force) return;
-  for (const [svc, want] of [
-    ['postgres', model.postgres.constraints],
-    ['redis', model.redis.constraints],
-  ] as const) {
-    const have = services.find((s) => s.name === `${stack}_${svc}`);
-    if (!have || sameSet(have.constraints, want)) continue;
-    throw new UserError(
-      `${stack}_${svc} runs with placement [${have.constraints.join(', ')}]; cluster.yaml now wants [${want.join(', ')}]. Its data volume is local to its node, so moving it would start it empty elsewhere.`,
-      'keep the node labels (db=primary) as they were, or move the data first and re-run with --force',
-    );
-  }
-}
-
-function sameSet(a: readonly string[], b: readonly string[]): boolean {
-  const sortedB = [...b].sort();
-  return a.length === b.length && [...a].sort().every((x, i) => x === sortedB[i]);
-}
-
-function fmtLabels(labels: Readonly<Record<string, string>>): string {
-  return Object.entries(labels)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(', ');
+  return steps;
 }

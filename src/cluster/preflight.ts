@@ -1,3 +1,4 @@
+import { UserError } from '../core/errors.js';
 import { osFamily } from './parse.js';
 import type { HostFacts } from './probe.js';
 
@@ -122,4 +123,16 @@ function swarmRow(f: HostFacts): CheckRow {
     default:
       return { ...base, value: s.state, status: 'fail' };
   }
+}
+
+/** The error for a preflight with blocking rows (the table was printed before), or undefined. */
+export function preflightError(report: PreflightReport, host: string): UserError | undefined {
+  if (!report.blocking.length) return undefined;
+  const forcible = report.blocking.every((b) => b.forcible);
+  return new UserError(
+    `Preflight failed on ${host}: ${report.blocking.map((b) => `${b.check}: ${b.value}`).join('; ')}. Nothing was changed.`,
+    forcible
+      ? 'fix the host, or re-run with --force to go on anyway'
+      : 'fix the host and run the command again',
+  );
 }

@@ -1,4 +1,6 @@
-import { probe, shellScript } from '../core/cmd.js';
+import { type Cmd, probe, shellScript } from '../core/cmd.js';
+import { UserError } from '../core/errors.js';
+import type { Executor } from '../core/executor.js';
 import {
   configLs,
   dockerInfo,
@@ -11,7 +13,6 @@ import {
   serviceInspect,
   stackServices,
 } from '../docker/commands.js';
-import type { Executor } from '../remote/executor.js';
 import {
   type OsInfo,
   parseDf,
@@ -39,6 +40,10 @@ export interface SwarmFacts {
   readonly nodeId?: string;
   readonly clusterId?: string;
   readonly nodeAddr?: string;
+  /** Managers this node knows of (`host:2377`), from `docker info`. */
+  readonly remoteManagers?: readonly string[];
+  /** Swarm's own error text, e.g. for a node stuck in a dead swarm. */
+  readonly error?: string;
 }
 
 export interface NodeFacts {
@@ -47,6 +52,18 @@ export interface NodeFacts {
   readonly role: 'manager' | 'worker';
   readonly labels: Readonly<Record<string, string>>;
   readonly self: boolean;
+  /** ready, down, unknown, disconnected */
+  readonly state: string;
+  /** active, pause, drain */
+  readonly availability: string;
+  /** The address the node is seen at (Status.Addr). */
+  readonly addr?: string;
+  /** A manager's `ip:2377`. */
+  readonly managerAddr?: string;
+  readonly leader?: boolean;
+  /** reachable, unreachable (managers only) */
+  readonly reachability?: string;
+  readonly engine?: string;
 }
 
 export interface NetworkFacts {
@@ -87,22 +104,52 @@ export interface HostFacts {
 
 const DISK_PATH = '/var/lib';
 
+/**
+ * A probe that failed for another reason than the fact it looks for (a tool is
+ * missing, the daemon refused us, the connection dropped): never a fact.
+ */
+export class ProbeError extends UserError {
+  constructor(host: string, what: string, cause: unknown) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    super(
+      `Could not check ${what} on ${host}: ${why.split('\n').slice(0, 4).join(' | ')}`,
+      'fix that on the host (or the connection) and run the command again; nothing was changed',
+    );
+  }
+}
+
+/** stdout of a read-only command that must succeed; any failure is a ProbeError naming `what`. */
+async function probeText(exec: Executor, what: string, c: Cmd): Promise<string> {
+  try {
+    return (await exec.run(c)).stdout;
+  } catch (err) {
+    if (err instanceof UserError) throw err; // sudo wants a password, SSH closed: already clear
+    throw new ProbeError(exec.label, what, err);
+  }
+}
+
 /** Read-only facts about one host. Runs in --dry-run too. */
 export async function probeHost(exec: Executor, stack: string): Promise<HostFacts> {
-  const text = async (argv: string[]) =>
-    (await exec.run(probe(argv), { allowFailure: true })).stdout;
+  const text = (what: string, argv: string[]) => probeText(exec, what, probe(argv));
   const [osRelease, hostname, nproc, meminfo, df, tcp, udp, addrs, route] = await Promise.all([
-    text(['cat', '/etc/os-release']),
-    text(['hostname']),
-    text(['nproc']),
-    text(['cat', '/proc/meminfo']),
-    text(['df', '-Pk', DISK_PATH]),
-    text(['cat', '/proc/net/tcp', '/proc/net/tcp6']),
-    text(['cat', '/proc/net/udp', '/proc/net/udp6']),
-    text(['ip', '-o', '-4', 'addr', 'show', 'scope', 'global']),
-    text(['ip', '-4', 'route', 'get', '1.1.1.1']),
+    text('the OS (/etc/os-release)', ['cat', '/etc/os-release']),
+    text('the hostname', ['hostname']),
+    text('the CPU count', ['nproc']),
+    text('the memory', ['cat', '/proc/meminfo']),
+    text(`the disk (${DISK_PATH})`, ['df', '-Pk', DISK_PATH]),
+    probeText(exec, 'listening TCP ports', shellScript(PROC_NET, ['tcp'])),
+    probeText(exec, 'listening UDP ports', shellScript(PROC_NET, ['udp'])),
+    text('the IP addresses', ['ip', '-o', '-4', 'addr', 'show', 'scope', 'global']),
+    routeProbe(exec),
   ]);
   const disk = parseDf(df);
+  const cpus = Number(nproc.trim());
+  if (!Number.isInteger(cpus) || cpus < 1)
+    throw new ProbeError(
+      exec.label,
+      'the CPU count',
+      `nproc printed ${JSON.stringify(nproc.trim())}`,
+    );
   const docker = await probeDocker(exec);
   const swarm = docker.serverVersion
     ? await probeSwarm(exec)
@@ -113,7 +160,7 @@ export async function probeHost(exec: Executor, stack: string): Promise<HostFact
   return {
     hostname: hostname.trim(),
     os: parseOsRelease(osRelease),
-    cpus: Number(nproc.trim()) || 0,
+    cpus,
     memKb: parseMemTotalKb(meminfo),
     disk: { path: DISK_PATH, totalKb: disk.totalKb, availKb: disk.availKb },
     listening: { tcp: parseProcNet(tcp, 'tcp'), udp: parseProcNet(udp, 'udp') },
@@ -125,9 +172,26 @@ export async function probeHost(exec: Executor, stack: string): Promise<HostFact
   };
 }
 
+/** /proc/net/tcp and, where IPv6 is on, tcp6 ("$1" is tcp or udp). */
+const PROC_NET = 'cat "/proc/net/$1"; if [ -e "/proc/net/$1"6 ]; then cat "/proc/net/$1"6; fi';
+
+/** The source address of the default route; a host without one (no route) is a fact, not an error. */
+async function routeProbe(exec: Executor): Promise<string> {
+  const r = await exec.run(probe(['ip', '-4', 'route', 'get', '1.1.1.1']), { allowFailure: true });
+  if (r.exitCode === 0) return r.stdout;
+  if (/unreachable|no route/i.test(r.stderr)) return '';
+  throw new ProbeError(exec.label, 'the default route', r.stderr.trim() || `exit ${r.exitCode}`);
+}
+
+/** The daemon is down or not started: a fact. Anything else from `docker version` is not. */
+const DAEMON_DOWN =
+  /Cannot connect to the Docker daemon|Is the docker daemon running|connect: no such file or directory|connect: connection refused/i;
+
 export async function probeDocker(exec: Executor): Promise<DockerFacts> {
   const which = await exec.run(shellScript('command -v docker'), { allowFailure: true });
-  if (which.exitCode !== 0) return { installed: false };
+  if (which.exitCode === 1 && which.stdout.trim() === '') return { installed: false };
+  if (which.exitCode !== 0)
+    throw new ProbeError(exec.label, 'whether Docker is installed', which.stderr.trim());
   const r = await exec.run(dockerVersion(), { allowFailure: true });
   let v: { Client?: { Version?: string }; Server?: { Version?: string } | null } = {};
   try {
@@ -136,6 +200,8 @@ export async function probeDocker(exec: Executor): Promise<DockerFacts> {
     // an old client prints nothing parseable when the daemon is down
   }
   const serverVersion = v.Server?.Version;
+  if (!serverVersion && !DAEMON_DOWN.test(r.stderr))
+    throw new ProbeError(exec.label, 'the Docker daemon', r.stderr.trim() || `exit ${r.exitCode}`);
   return {
     installed: true,
     ...(v.Client?.Version ? { clientVersion: v.Client.Version } : {}),
@@ -146,15 +212,15 @@ export async function probeDocker(exec: Executor): Promise<DockerFacts> {
 }
 
 export async function probeSwarm(exec: Executor): Promise<SwarmFacts> {
-  const r = await exec.run(dockerInfo(), { allowFailure: true });
-  if (r.exitCode !== 0) return { state: 'unknown', isManager: false };
-  const info = JSON.parse(r.stdout) as {
+  const info = JSON.parse(await probeText(exec, 'the swarm state', dockerInfo())) as {
     Swarm?: {
       LocalNodeState?: string;
       ControlAvailable?: boolean;
       NodeID?: string;
       NodeAddr?: string;
       Cluster?: { ID?: string } | null;
+      RemoteManagers?: { Addr?: string }[] | null;
+      Error?: string;
     };
   };
   const s = info.Swarm ?? {};
@@ -162,19 +228,47 @@ export async function probeSwarm(exec: Executor): Promise<SwarmFacts> {
     (['inactive', 'pending', 'active', 'error', 'locked'] as const).find(
       (x) => x === s.LocalNodeState,
     ) ?? 'unknown';
+  const managers = (s.RemoteManagers ?? []).map((m) => m.Addr).filter((a): a is string => !!a);
   return {
     state,
     isManager: Boolean(s.ControlAvailable),
     ...(s.NodeID ? { nodeId: s.NodeID } : {}),
     ...(s.Cluster?.ID ? { clusterId: s.Cluster.ID } : {}),
     ...(s.NodeAddr ? { nodeAddr: s.NodeAddr } : {}),
+    ...(managers.length ? { remoteManagers: managers } : {}),
+    ...(s.Error ? { error: s.Error } : {}),
   };
 }
 
-interface NodeInspect {
+export interface NodeInspect {
   ID: string;
-  Spec: { Role: 'manager' | 'worker'; Labels?: Record<string, string> | null };
-  Description: { Hostname: string };
+  Spec: {
+    Role: 'manager' | 'worker';
+    Availability?: string;
+    Labels?: Record<string, string> | null;
+  };
+  Description: { Hostname: string; Engine?: { EngineVersion?: string } };
+  Status?: { State?: string; Addr?: string; Message?: string };
+  ManagerStatus?: { Leader?: boolean; Reachability?: string; Addr?: string } | null;
+}
+
+/** Node facts from the API's (or `docker node inspect`'s) JSON. Pure. */
+export function nodeFacts(n: NodeInspect, selfId?: string): NodeFacts {
+  const ms = n.ManagerStatus ?? undefined;
+  return {
+    id: n.ID,
+    hostname: n.Description.Hostname,
+    role: n.Spec.Role,
+    labels: n.Spec.Labels ?? {},
+    self: n.ID === selfId,
+    state: n.Status?.State ?? 'unknown',
+    availability: n.Spec.Availability ?? 'active',
+    ...(n.Status?.Addr ? { addr: n.Status.Addr } : {}),
+    ...(ms?.Addr ? { managerAddr: ms.Addr } : {}),
+    ...(ms?.Leader ? { leader: true } : {}),
+    ...(ms?.Reachability ? { reachability: ms.Reachability } : {}),
+    ...(n.Description.Engine?.EngineVersion ? { engine: n.Description.Engine.EngineVersion } : {}),
+  };
 }
 
 interface NetworkInspect {
@@ -193,7 +287,7 @@ interface ServiceInspect {
 }
 
 export async function probeCluster(exec: Executor, stack: string): Promise<ClusterFacts> {
-  const out = async (c: ReturnType<typeof probe>) => (await exec.run(c)).stdout;
+  const out = (c: Cmd) => probeText(exec, 'the swarm (as a manager)', c);
   const [nodeLines, netNames, secrets, configs, svcLines] = await Promise.all([
     out(nodeLs()),
     out(networkLs()),
@@ -221,13 +315,7 @@ export async function probeCluster(exec: Executor, stack: string): Promise<Clust
       .map((s) => s.trim())
       .filter(Boolean);
   return {
-    nodes: nodes.map((n) => ({
-      id: n.ID,
-      hostname: n.Description.Hostname,
-      role: n.Spec.Role,
-      labels: n.Spec.Labels ?? {},
-      self: n.ID === selfId,
-    })),
+    nodes: nodes.map((n) => nodeFacts(n, selfId)),
     networks: nets.map((n) => {
       const subnet = n.IPAM?.Config?.[0]?.Subnet;
       return {

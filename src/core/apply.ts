@@ -1,37 +1,97 @@
-import type { Executor } from '../remote/executor.js';
-import { changesOf, type Plan, type Step } from './plan.js';
+import { isApiRequest } from './api.js';
+import type { Plan, Step } from './plan.js';
+import type { HostSession } from './session.js';
 
 export interface ApplyHooks {
   onStepStart?(step: Step): void;
   onStepDone?(step: Step, ms: number): void;
+  onStepFailed?(step: Step, err: unknown): void;
 }
 
 export interface StepTiming {
   readonly id: string;
+  readonly host: string;
   readonly title: string;
   readonly ms: number;
 }
 
+export interface ApplyReport {
+  readonly timings: StepTiming[];
+  /** Hosts whose step failed (keepGoing), with the error; their later steps were skipped. */
+  readonly failed: ReadonlyMap<string, { readonly step: Step; readonly error: unknown }>;
+  /** Steps not run because their host (or the host they are about) had failed. */
+  readonly skipped: Step[];
+}
+
+export interface ApplyOptions {
+  /** A failed host stops only its own steps (and those about it); the others go on. */
+  readonly keepGoing?: boolean;
+}
+
 /**
- * The one place write steps run. Steps run in order; the first failure stops the
- * run (the CommandError names host, redacted argv, exit code, stderr tail). Safe
- * to re-run: planners only emit steps for what the probes found missing.
+ * The one place write steps run. Steps run in order, except that consecutive
+ * steps sharing a `wave` run at once, one chain per host. Without keepGoing
+ * the first failure stops the run (its CommandError names host, argv, exit
+ * code and stderr tail). Safe to re-run: planners only emit steps for what the
+ * probes found missing.
  */
 export async function apply(
   plan: Plan,
-  executors: ReadonlyMap<string, Executor>,
+  sessions: ReadonlyMap<string, HostSession>,
   hooks: ApplyHooks = {},
-): Promise<StepTiming[]> {
+  opts: ApplyOptions = {},
+): Promise<ApplyReport> {
   const timings: StepTiming[] = [];
-  for (const step of changesOf(plan)) {
-    const exec = executors.get(step.host);
-    if (!exec) throw new Error(`no executor for host ${step.host}`);
+  const failed = new Map<string, { step: Step; error: unknown }>();
+  const skipped: Step[] = [];
+  const changes = plan.steps.filter((s) => s.action === 'change');
+  for (const s of changes) {
+    if (!sessions.has(s.host)) throw new Error(`no session for host ${s.host}`);
+  }
+
+  const runOne = async (step: Step): Promise<void> => {
+    if (failed.has(step.host) || (step.about !== undefined && failed.has(step.about))) {
+      skipped.push(step);
+      return;
+    }
+    const session = sessions.get(step.host) as HostSession;
     hooks.onStepStart?.(step);
     const t0 = performance.now();
-    for (const c of step.cmds) await exec.run(c);
+    try {
+      for (const a of step.cmds) {
+        if (isApiRequest(a)) await session.docker().request(a);
+        else await session.exec.run(a);
+      }
+    } catch (error) {
+      hooks.onStepFailed?.(step, error);
+      if (!opts.keepGoing) throw error;
+      failed.set(step.about ?? step.host, { step, error });
+      return;
+    }
     const ms = performance.now() - t0;
-    timings.push({ id: step.id, title: step.title, ms });
+    timings.push({ id: step.id, host: step.host, title: step.title, ms });
     hooks.onStepDone?.(step, ms);
+  };
+
+  for (let i = 0; i < changes.length; ) {
+    const wave = changes[i]?.wave;
+    let j = i + 1;
+    if (wave !== undefined) while (j < changes.length && changes[j]?.wave === wave) j++;
+    const group = changes.slice(i, j);
+    i = j;
+    // One chain per host, the chains at once.
+    const chains = new Map<string, Step[]>();
+    for (const s of group) {
+      const key = s.about ?? s.host;
+      chains.set(key, [...(chains.get(key) ?? []), s]);
+    }
+    const results = await Promise.allSettled(
+      [...chains.values()].map(async (chain) => {
+        for (const s of chain) await runOne(s);
+      }),
+    );
+    const rejected = results.find((r) => r.status === 'rejected');
+    if (rejected) throw (rejected as PromiseRejectedResult).reason;
   }
-  return timings;
+  return { timings, failed, skipped };
 }

@@ -1,28 +1,37 @@
-import { quoteArg } from '../remote/quote.js';
+import { quoteArg } from './quote.js';
 import { isSecret, REDACTED, type Secret } from './secret.js';
 
-/** One word of a command line. A Secret prints as [REDACTED] everywhere but in the executor. */
-export type Arg = string | Secret;
-
-/** A command as argv, never as a shell string. */
+/**
+ * A command as argv, never as a shell string. Argv holds plain strings only:
+ * a remote `ps`, sudo's log and shell history all see it, so a secret can
+ * never be a word of it. Secrets reach a process on stdin (or, for the Docker
+ * Engine API, in a request body: see ApiRequest).
+ */
 export interface Cmd {
-  readonly argv: readonly Arg[];
+  readonly argv: readonly string[];
   /** Fed to the process's stdin: how secrets reach `docker secret create -` without touching argv. */
   readonly stdin?: string | Secret;
   /** Read-only commands run even in --dry-run; write commands are only printed there. */
   readonly readOnly?: boolean;
 }
 
-export function cmd(argv: readonly Arg[], extra: Omit<Cmd, 'argv'> = {}): Cmd {
+export function cmd(argv: readonly string[], extra: Omit<Cmd, 'argv'> = {}): Cmd {
   for (const a of argv) {
-    if (typeof a !== 'string' && !isSecret(a))
-      throw new TypeError(`argv word is not a string: ${String(a)}`);
+    // Checked at run time too: a Secret (or anything else) smuggled in through
+    // `any` must fail here, before it can reach a command line.
+    if (typeof a !== 'string') {
+      throw new TypeError(
+        isSecret(a)
+          ? 'a secret cannot be a command-line word: pass it on stdin or in an API request body'
+          : `argv word is not a string: ${String(a)}`,
+      );
+    }
   }
   return { argv, ...extra };
 }
 
 /** Read-only probe command: runs in --dry-run too. */
-export function probe(argv: readonly Arg[], extra: Omit<Cmd, 'argv' | 'readOnly'> = {}): Cmd {
+export function probe(argv: readonly string[], extra: Omit<Cmd, 'argv' | 'readOnly'> = {}): Cmd {
   return cmd(argv, { ...extra, readOnly: true });
 }
 
@@ -33,30 +42,25 @@ export function probe(argv: readonly Arg[], extra: Omit<Cmd, 'argv' | 'readOnly'
  */
 export function shellScript(
   script: string,
-  params: readonly Arg[] = [],
+  params: readonly string[] = [],
   extra: Omit<Cmd, 'argv'> = {},
 ): Cmd {
   return cmd(['sh', '-c', script, 'sh', ...params], extra);
 }
 
-export function redactArgv(c: Cmd): string[] {
-  return c.argv.map((a) => (isSecret(a) ? REDACTED : a));
-}
-
-/** Human-readable, copy-pasteable (quoted) and redacted form of a command. */
+/** Human-readable, copy-pasteable (quoted) form of a command; stdin is never shown. */
 export function formatCmd(c: Cmd): string {
-  const line = c.argv.map((a) => (isSecret(a) ? REDACTED : quoteArg(a))).join(' ');
+  const line = c.argv.map(quoteArg).join(' ');
   if (c.stdin === undefined) return line;
   return isSecret(c.stdin) ? `${line} < ${REDACTED}` : `${line} < (stdin, ${c.stdin.length} bytes)`;
 }
 
-/** The real argv, for executors only. */
-export function revealArgv(c: Cmd): string[] {
-  return c.argv.map((a) => (isSecret(a) ? a.reveal() : a));
+/** The secrets a command carries (only ever on stdin), for scrubbing its output. */
+export function secretsOf(c: Cmd): Secret[] {
+  return isSecret(c.stdin) ? [c.stdin] : [];
 }
 
-export function secretsOf(c: Cmd): Secret[] {
-  const out: Secret[] = c.argv.filter(isSecret);
-  if (isSecret(c.stdin)) out.push(c.stdin);
-  return out;
+/** The value to write to the process's stdin, for executors only. */
+export function stdinOf(c: Cmd): string | undefined {
+  return c.stdin === undefined ? undefined : isSecret(c.stdin) ? c.stdin.reveal() : c.stdin;
 }

@@ -1,4 +1,5 @@
-import type { Cmd } from '../core/cmd.js';
+import type { Readable, Writable } from 'node:stream';
+import type { Cmd } from './cmd.js';
 
 export interface RunResult {
   readonly stdout: string;
@@ -13,6 +14,19 @@ export interface RunOptions {
   readonly timeoutMs?: number;
 }
 
+/** A command left running with its stdin and stdout as streams (dial-stdio, save | load). */
+export interface Stream {
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  /**
+   * Settles when the process has exited: resolves with its stderr on exit 0,
+   * rejects with a CommandError otherwise (or when the connection dropped).
+   */
+  readonly done: Promise<RunResult>;
+  /** Stop the process (closes the channel / kills it). */
+  kill(): void;
+}
+
 /**
  * Runs commands on one host, local or over SSH, the same way. Commands needing
  * root are wrapped in `sudo -n` by the executor when its user is not root.
@@ -20,6 +34,10 @@ export interface RunOptions {
 export interface Executor {
   /** Label used in output and errors, e.g. `root@10.0.0.5` or `local`. */
   readonly label: string;
+  /** The SSH address (host part of the target) when remote; undefined for this machine. */
+  readonly address?: string;
   run(cmd: Cmd, opts?: RunOptions): Promise<RunResult>;
+  /** Start a long-running command and hand back its streams (c.stdin is ignored). */
+  stream(cmd: Cmd): Promise<Stream>;
   close(): Promise<void>;
 }

@@ -1,4 +1,4 @@
-import type { Executor } from './executor.js';
+import type { Executor } from '../core/executor.js';
 import { LocalExecutor } from './local.js';
 import type { SshConnectOptions } from './ssh.js';
 import { resolveTarget } from './ssh-config.js';

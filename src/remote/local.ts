@@ -1,22 +1,24 @@
 import { execa } from 'execa';
-import { type Cmd, redactArgv, revealArgv, secretsOf } from '../core/cmd.js';
+import { type Cmd, secretsOf, stdinOf } from '../core/cmd.js';
 import { CommandError, tail } from '../core/errors.js';
-import { isSecret, scrub } from '../core/secret.js';
-import type { Executor, RunOptions, RunResult } from './executor.js';
+import type { Executor, RunOptions, RunResult, Stream } from '../core/executor.js';
+import { scrub } from '../core/secret.js';
+import { refuseSudoPassword } from './sudo.js';
 
 /** Runs commands on this machine with execa: no shell, argv as given. */
 export class LocalExecutor implements Executor {
   readonly label = 'local';
   constructor(private readonly useSudo = process.getuid?.() !== 0) {}
 
+  #argv(c: Cmd): [string, ...string[]] {
+    const argv = this.useSudo ? ['sudo', '-n', '--', ...c.argv] : [...c.argv];
+    return argv as [string, ...string[]];
+  }
+
   async run(c: Cmd, opts: RunOptions = {}): Promise<RunResult> {
-    let argv = revealArgv(c);
-    if (this.useSudo) argv = ['sudo', '-n', '--', ...argv];
-    const [file, ...args] = argv as [string, ...string[]];
-    const input =
-      c.stdin === undefined ? undefined : isSecret(c.stdin) ? c.stdin.reveal() : c.stdin;
+    const [file, ...args] = this.#argv(c);
     const r = await execa(file, args, {
-      input,
+      input: stdinOf(c),
       reject: false,
       stripFinalNewline: false,
       timeout: opts.timeoutMs,
@@ -28,13 +30,34 @@ export class LocalExecutor implements Executor {
       stderr: scrub(r.stderr ?? '', secrets),
       exitCode: r.exitCode ?? (r.failed ? 127 : 0),
     };
+    if (result.exitCode !== 0) refuseSudoPassword(this.label, this.useSudo, result.stderr);
     if (r.exitCode === undefined && r.failed && !opts.allowFailure) {
-      throw new CommandError(this.label, redactArgv(c), null, scrub(r.shortMessage ?? '', secrets));
+      throw new CommandError(this.label, [...c.argv], null, scrub(r.shortMessage ?? '', secrets));
     }
     if (result.exitCode !== 0 && !opts.allowFailure) {
-      throw new CommandError(this.label, redactArgv(c), result.exitCode, tail(result.stderr));
+      throw new CommandError(this.label, [...c.argv], result.exitCode, tail(result.stderr));
     }
     return result;
+  }
+
+  async stream(c: Cmd): Promise<Stream> {
+    const [file, ...args] = this.#argv(c);
+    const child = execa(file, args, {
+      reject: false,
+      buffer: { stdout: false, stderr: true },
+      env: { LC_ALL: 'C' },
+    });
+    const done = child.then((r) => {
+      const stderr = String(r.stderr ?? '');
+      if (r.exitCode !== 0 && !r.isTerminated) {
+        throw new CommandError(this.label, [...c.argv], r.exitCode ?? null, tail(stderr));
+      }
+      return { stdout: '', stderr, exitCode: r.exitCode ?? 0 };
+    });
+    // A caller that only watches the streams must not see an unhandled rejection.
+    done.catch(() => {});
+    if (!child.stdin || !child.stdout) throw new Error('execa gave no stdio pipes');
+    return { stdin: child.stdin, stdout: child.stdout, done, kill: () => child.kill() };
   }
 
   async close(): Promise<void> {}

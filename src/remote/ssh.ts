@@ -9,10 +9,11 @@ import ssh2, {
   type ConnectConfig,
   type ServerHostKeyAlgorithm,
 } from 'ssh2';
-import { type Cmd, redactArgv, revealArgv, secretsOf } from '../core/cmd.js';
+import { type Cmd, secretsOf, stdinOf } from '../core/cmd.js';
 import { CommandError, tail, UserError } from '../core/errors.js';
-import { isSecret, scrub } from '../core/secret.js';
-import type { Executor, RunOptions, RunResult } from './executor.js';
+import type { Executor, RunOptions, RunResult, Stream } from '../core/executor.js';
+import { quoteArg, quoteArgv } from '../core/quote.js';
+import { scrub } from '../core/secret.js';
 import {
   appendKnownHost,
   classifyHostKey,
@@ -23,8 +24,8 @@ import {
   knownHostsName,
   lookupHostKeys,
 } from './known-hosts.js';
-import { quoteArg, quoteArgv } from './quote.js';
 import { type SshTarget, targetLabel } from './ssh-config.js';
+import { refuseSudoPassword } from './sudo.js';
 
 export interface HostKeyInfo {
   readonly host: string;
@@ -82,6 +83,7 @@ function algorithmsForKeyType(type: string): ServerHostKeyAlgorithm[] {
  */
 export class SshExecutor implements Executor {
   readonly label: string;
+  readonly address: string;
   readonly hostKey: ConnectedHostKey;
   readonly #client: Client;
   readonly #useSudo: boolean;
@@ -94,6 +96,7 @@ export class SshExecutor implements Executor {
   constructor(client: Client, target: SshTarget, hostKey: ConnectedHostKey) {
     this.#client = client;
     this.label = targetLabel(target);
+    this.address = target.host;
     this.hostKey = hostKey;
     this.#useSudo = target.user !== 'root';
     client.on('error', (err) => {
@@ -105,44 +108,121 @@ export class SshExecutor implements Executor {
   }
 
   async run(c: Cmd, opts: RunOptions = {}): Promise<RunResult> {
-    const argv = revealArgv(c);
-    if (argv.length === 0) throw new TypeError('cannot run an empty command');
-    const command = quoteArgv(this.#useSudo ? ['sudo', '-n', '--', ...argv] : argv);
-    const input =
-      c.stdin === undefined ? undefined : isSecret(c.stdin) ? c.stdin.reveal() : c.stdin;
+    const command = this.#commandLine(c);
     const out = await this.#withSession(async () =>
-      collect(await this.#exec(command), input, opts.timeoutMs),
+      collect(await this.#exec(command), stdinOf(c), opts.timeoutMs),
     );
 
     const secrets = secretsOf(c);
     const stdout = out.stdout.toString('utf8');
     const stderr = scrub(out.stderr.toString('utf8'), secrets);
     if (out.exitCode !== null) {
+      if (out.exitCode !== 0) refuseSudoPassword(this.label, this.#useSudo, stderr);
       if (out.exitCode !== 0 && !opts.allowFailure) {
-        throw new CommandError(this.label, redactArgv(c), out.exitCode, tail(stderr));
+        throw new CommandError(this.label, [...c.argv], out.exitCode, tail(stderr));
       }
       return { stdout, stderr, exitCode: out.exitCode };
     }
 
     // No exit status: timed out, killed by a signal, or the connection dropped.
+    if (!out.timedOut && out.signal === undefined) {
+      // A dropped connection is never the fact a probe looks for: always an error.
+      const why = `connection closed before the command finished${this.#lostReason ? ` (${this.#lostReason})` : ''}`;
+      throw new CommandError(
+        this.label,
+        [...c.argv],
+        null,
+        [tail(stderr), why].filter(Boolean).join('\n'),
+      );
+    }
     let why: string;
     let exitCode: number;
     if (out.timedOut) {
       why = `timed out after ${opts.timeoutMs} ms`;
       exitCode = 124;
-    } else if (out.signal !== undefined) {
+    } else {
       why = `killed by signal ${out.signal}`;
       const n = (osConstants.signals as Record<string, number | undefined>)[`SIG${out.signal}`];
       exitCode = 128 + (n ?? 0);
-    } else {
-      why = `connection closed before the command finished${this.#lostReason ? ` (${this.#lostReason})` : ''}`;
-      exitCode = 255;
     }
     if (!opts.allowFailure) {
       const detail = [tail(stderr), why].filter((s) => s !== '').join('\n');
-      throw new CommandError(this.label, redactArgv(c), null, detail);
+      throw new CommandError(this.label, [...c.argv], null, detail);
     }
     return { stdout, stderr: stderr === '' ? why : `${stderr.trimEnd()}\n${why}`, exitCode };
+  }
+
+  /**
+   * A long-running command on its own channel of this connection, e.g.
+   * `docker system dial-stdio` for a Docker API client. It holds a session
+   * slot until it exits.
+   */
+  async stream(c: Cmd): Promise<Stream> {
+    const command = this.#commandLine(c);
+    await this.#acquire();
+    let channel: ClientChannel;
+    try {
+      channel = await this.#exec(command);
+    } catch (err) {
+      this.#release();
+      throw err;
+    }
+    const stderr: Buffer[] = [];
+    channel.stderr.on('data', (d: Buffer) => stderr.push(d));
+    // Settled by the exit status (which comes after the last output), or by the
+    // channel closing without one: a caller that never reads stdout still learns
+    // how the command ended.
+    const done = new Promise<RunResult>((resolve, reject) => {
+      let settled = false;
+      const settle = (exitCode: number | null) => {
+        if (settled) return;
+        settled = true;
+        const text = Buffer.concat(stderr).toString('utf8');
+        if (exitCode === 0) {
+          resolve({ stdout: '', stderr: text, exitCode });
+          return;
+        }
+        try {
+          refuseSudoPassword(this.label, this.#useSudo, text);
+        } catch (err) {
+          reject(err);
+          return;
+        }
+        const why = exitCode === null ? 'closed without an exit status' : '';
+        reject(
+          new CommandError(
+            this.label,
+            [...c.argv],
+            exitCode,
+            [tail(text), why].filter(Boolean).join('\n'),
+          ),
+        );
+      };
+      channel.on('exit', (code: number | null) => settle(code));
+      channel.on('close', () => {
+        this.#release();
+        settle(null);
+      });
+    });
+    done.catch(() => {});
+    return {
+      stdin: channel,
+      stdout: channel,
+      done,
+      kill: () => {
+        try {
+          channel.signal('KILL');
+          channel.close();
+        } catch {
+          // already gone
+        }
+      },
+    };
+  }
+
+  #commandLine(c: Cmd): string {
+    if (c.argv.length === 0) throw new TypeError('cannot run an empty command');
+    return quoteArgv(this.#useSudo ? ['sudo', '-n', '--', ...c.argv] : c.argv);
   }
 
   /**
@@ -191,15 +271,23 @@ export class SshExecutor implements Executor {
    * the rest, so at most MAX_SESSIONS commands run at once; others wait.
    */
   async #withSession<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.#running < MAX_SESSIONS) this.#running += 1;
-    else await new Promise<void>((resolve) => this.#waiting.push(resolve)); // slot handed over
+    await this.#acquire();
     try {
       return await fn();
     } finally {
-      const next = this.#waiting.shift();
-      if (next) next();
-      else this.#running -= 1;
+      this.#release();
     }
+  }
+
+  async #acquire(): Promise<void> {
+    if (this.#running < MAX_SESSIONS) this.#running += 1;
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve)); // slot handed over
+  }
+
+  #release(): void {
+    const next = this.#waiting.shift();
+    if (next) next();
+    else this.#running -= 1;
   }
 
   #exec(command: string): Promise<ClientChannel> {

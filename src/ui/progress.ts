@@ -1,4 +1,4 @@
-import type { Output } from '../cli/context.js';
+import type { Output } from './output.js';
 
 export interface ProgressTask {
   readonly title: string;

@@ -119,13 +119,28 @@ describe('SshExecutor against a real sshd', () => {
     expect(ce.message).not.toContain(value);
     expect(ce.stderrTail).toBe('[REDACTED]');
 
-    const err2 = (await ex
-      .run(cmd(['sh', '-c', 'echo "bad: $1" >&2; exit 1', 'sh', secret(value)]))
-      .catch((e: unknown) => e)) as CommandError;
-    expect(err2).toBeInstanceOf(CommandError);
-    expect(err2.message).not.toContain(value);
-    expect(err2.argv).toEqual(['sh', '-c', 'echo "bad: $1" >&2; exit 1', 'sh', '[REDACTED]']);
-    expect(err2.stderrTail).toBe('bad: [REDACTED]');
+    expect(() => cmd(['sh', '-c', 'echo "$1"', 'sh', secret(value) as unknown as string])).toThrow(
+      TypeError,
+    );
+  });
+
+  it('streams a long-running command both ways on a channel of the same connection', async () => {
+    const ex = await connect();
+    const s = await ex.stream(cmd(['sh', '-c', 'tr a-z A-Z; echo done >&2']));
+    const chunks: Buffer[] = [];
+    s.stdout.on('data', (d: Buffer) => chunks.push(d));
+    s.stdin.write('hello ');
+    s.stdin.end('stream');
+    const r = await s.done;
+    expect(Buffer.concat(chunks).toString()).toBe('HELLO STREAM');
+    expect(r.stderr).toBe('done\n');
+    // a failing stream rejects with the command's exit code and stderr
+    const bad = await ex.stream(cmd(['sh', '-c', 'echo nope >&2; exit 3']));
+    bad.stdin.end();
+    const err = (await bad.done.catch((e: unknown) => e)) as CommandError;
+    expect(err).toBeInstanceOf(CommandError);
+    expect(err.exitCode).toBe(3);
+    expect(err.stderrTail).toBe('nope');
   });
 
   it('throws CommandError with host, exit code and the tail of stderr', async () => {
@@ -469,6 +484,19 @@ describe.skipIf(!canSudo)('a non-root login user goes through sudo -n', () => {
       const value = 'stdin-through-sudo';
       const r = await ex.run(cmd(['cat'], { stdin: secret(value) }));
       expect(r.stdout).toBe(value);
+
+      // Without NOPASSWD, sudo -n fails at once: one clear line, even for a
+      // command that allows failure (a probe must not read it as a fact).
+      writeFileSync(sudoers, `${user} ALL=(ALL) ALL\n`, { mode: 0o440 });
+      for (const run of [
+        () => ex?.run(cmd(['nproc'])),
+        () => ex?.run(cmd(['nproc']), { allowFailure: true }),
+      ]) {
+        const e = await userError(run() as Promise<unknown>);
+        expect(e.message).toBe(
+          `${user}@127.0.0.1:${sshd.port}: sudo asks for a password; cluster-cli needs passwordless sudo for a non-root user.`,
+        );
+      }
     } finally {
       await ex?.close();
       rmSync(sudoers, { force: true });

@@ -588,7 +588,9 @@ describe('init when a service never comes up', () => {
     ]);
     expect(r.code).toBe(1);
     const lines = r.stderr.split('\n');
-    expect(lines[0]).toBe('error: Not every service was running after 20s: platform_app');
+    expect(lines[0]).toBe(
+      'error: Not every service was running its new revision after 20s: platform_app',
+    );
     expect(lines[1]).toMatch(
       /^ {2}platform_app\.1 on lab2: .*No such image: cluster-lab\/no-such-image:1/,
     );

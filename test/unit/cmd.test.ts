@@ -1,6 +1,6 @@
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { cmd, formatCmd, redactArgv, revealArgv, shellScript } from '../../src/core/cmd.js';
+import { cmd, formatCmd, secretsOf, shellScript, stdinOf } from '../../src/core/cmd.js';
 import { CommandError } from '../../src/core/errors.js';
 import { scrub, secret } from '../../src/core/secret.js';
 
@@ -14,11 +14,18 @@ describe('commands and secrets', () => {
     expect(`${pw}`).toBe('[REDACTED]');
   });
 
-  it('redacts argv and stdin in plans but hands the real value to executors', () => {
-    const c = cmd(['tool', '--password', pw, 'a b'], { stdin: pw });
-    expect(redactArgv(c)).toEqual(['tool', '--password', '[REDACTED]', 'a b']);
-    expect(formatCmd(c)).toBe("tool --password [REDACTED] 'a b' < [REDACTED]");
-    expect(revealArgv(c)).toEqual(['tool', '--password', 's3cr3t-value', 'a b']);
+  it('refuses a secret as an argv word: secrets travel on stdin only', () => {
+    expect(() => cmd(['tool', '--password', pw as unknown as string])).toThrow(
+      'a secret cannot be a command-line word: pass it on stdin or in an API request body',
+    );
+    expect(() => shellScript('echo "$1"', [pw as unknown as string])).toThrow(TypeError);
+  });
+
+  it('redacts stdin in plans but hands the real value to executors', () => {
+    const c = cmd(['tool', '--password-stdin', 'a b'], { stdin: pw });
+    expect(formatCmd(c)).toBe("tool --password-stdin 'a b' < [REDACTED]");
+    expect(stdinOf(c)).toBe('s3cr3t-value');
+    expect(secretsOf(c)).toEqual([pw]);
   });
 
   it('passes values to shell scripts as positional parameters, not pasted in', () => {
@@ -30,8 +37,8 @@ describe('commands and secrets', () => {
     expect(scrub('error: bad password s3cr3t-value here', [pw])).toBe(
       'error: bad password [REDACTED] here',
     );
-    const e = new CommandError('root@h', redactArgv(cmd(['x', pw])), 3, 'tail');
-    expect(e.message).toBe('root@h: command failed (exit 3): x [REDACTED]\ntail');
+    const e = new CommandError('root@h', ['x'], 3, scrub('tail s3cr3t-value', [pw]));
+    expect(e.message).toBe('root@h: command failed (exit 3): x\ntail [REDACTED]');
   });
 
   it('rejects non-string argv words at build time', () => {

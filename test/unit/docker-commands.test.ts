@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { dockerInstallCmds } from '../../src/cluster/docker-install.js';
-import { formatCmd, revealArgv } from '../../src/core/cmd.js';
+import { formatCmd, stdinOf } from '../../src/core/cmd.js';
 import { UserError } from '../../src/core/errors.js';
 import { secret } from '../../src/core/secret.js';
 import {
@@ -49,7 +49,7 @@ describe('docker command builders (exact argv)', () => {
 
   it('secrets go through stdin, never argv', () => {
     const c = secretCreate('p_postgres_password', secret('hunter2-hunter2'));
-    expect(revealArgv(c)).toEqual([
+    expect(c.argv).toEqual([
       'docker',
       'secret',
       'create',
@@ -58,7 +58,8 @@ describe('docker command builders (exact argv)', () => {
       'p_postgres_password',
       '-',
     ]);
-    expect(revealArgv(c).join(' ')).not.toContain('hunter2');
+    expect(c.argv.join(' ')).not.toContain('hunter2');
+    expect(stdinOf(c)).toBe('hunter2-hunter2');
     expect(formatCmd(c)).toBe(
       'docker secret create --label io.cluster-cli.managed=true p_postgres_password - < [REDACTED]',
     );

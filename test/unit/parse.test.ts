@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { parseReplicas } from '../../src/cluster/converge.js';
 import {
   osFamily,
   parseDf,
@@ -63,10 +62,5 @@ describe('probe parsers', () => {
       parseRouteSrc('1.1.1.1 via 203.0.113.1 dev eth0 src 203.0.113.10 uid 0\n    cache\n'),
     ).toBe('203.0.113.10');
     expect(parseRouteSrc('RTNETLINK answers: Network is unreachable')).toBeUndefined();
-  });
-
-  it('service replicas', () => {
-    expect(parseReplicas('1/1')).toEqual({ running: 1, desired: 1 });
-    expect(parseReplicas('0/2 (max 1 per node)')).toEqual({ running: 0, desired: 2 });
   });
 });

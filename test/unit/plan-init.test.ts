@@ -41,7 +41,15 @@ const base = {
 function deployedAt(revision: string, dataConstraints: string[] = ['node.labels.db == primary']) {
   return managerOf({
     nodes: [
-      { id: 'n0de1d', hostname: 'node1', role: 'manager', labels: { db: 'primary' }, self: true },
+      {
+        id: 'n0de1d',
+        hostname: 'node1',
+        role: 'manager',
+        labels: { db: 'primary' },
+        self: true,
+        state: 'ready',
+        availability: 'active',
+      },
     ],
     networks: [
       { name: 'platform-ingress', subnet: '10.0.10.0/24', internal: false, attachable: true },

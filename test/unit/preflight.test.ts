@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatPreflight } from '../../src/cli/init.js';
 import { preflight } from '../../src/cluster/preflight.js';
+import { formatPreflight } from '../../src/ui/preflight.js';
 import { freshDebianHost, managerOf } from '../helpers/facts.js';
 
 describe('preflight', () => {

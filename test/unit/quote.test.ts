@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { quoteArg, quoteArgv } from '../../src/remote/quote.js';
+import { quoteArg, quoteArgv } from '../../src/core/quote.js';
 
 describe('quoteArg', () => {
   it.each([
