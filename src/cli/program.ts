@@ -134,6 +134,51 @@ Examples:
       await runStackRender(opts, ctx);
     });
 
+  const images = program
+    .command('images')
+    .description('Copy Docker images to the nodes without a registry (air-gapped clusters).');
+  const imagesPushOptions: readonly OptionDef[] = [
+    {
+      flags: '--from <where>',
+      description:
+        "where the images are: this machine's Docker (default when it answers) or the first manager",
+      choices: ['local', 'manager'],
+    },
+    { flags: '--dry-run', description: 'print which node gets which image and copy nothing' },
+    { flags: '-y, --yes', description: 'copy without asking (needed when there is no terminal)' },
+  ];
+  addOptions(
+    images
+      .command('push')
+      .argument(
+        '[image...]',
+        'images to copy (default: the app, postgres, redis and proxy images)',
+      ),
+    [...imagesPushOptions, ...sshOptions, ...commonOptions],
+  )
+    .addOption(
+      new Option(
+        '--node <name>',
+        'copy only to this node of cluster.yaml (repeat, or comma-separate; default: every host)',
+      ).argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]),
+    )
+    .description(
+      'Stream images (docker save | docker load over SSH) to every node that lacks them; nodes with the same image ID are skipped.',
+    )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ cluster-cli images push --dry-run                       # the stack's images: who would get what
+  $ cluster-cli images push myapp:1.4 --yes                 # from this machine to every node
+  $ cluster-cli images push --from manager --node node2 --node node3 myapp:1.4
+  $ cluster-cli images push --json --yes myapp:1.4          # one JSON report: per node, per image`,
+    )
+    .action(async (refs: string[], opts) => {
+      const { runImagesPush } = await import('./images.js');
+      await runImagesPush({ ...opts, images: refs }, ctx);
+    });
+
   return program;
 }
 
