@@ -36,6 +36,21 @@ export const sshOptions: readonly OptionDef[] = [
   },
 ];
 
+/** Every command that changes hosts. */
+export const changeOptions: readonly OptionDef[] = [
+  { flags: '--dry-run', description: 'print every step with its exact command and change nothing' },
+  { flags: '-y, --yes', description: 'apply without asking (needed when there is no terminal)' },
+  {
+    flags: '--timeout <seconds>',
+    description: 'how long to wait for every service to run (default: deploy.timeout, 300)',
+  },
+];
+
+/** `--label a=b --label c=d` → ['a=b', 'c=d']. */
+export function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
 export const initOptions: readonly OptionDef[] = [
   {
     flags: '--host <target>',
@@ -177,6 +192,54 @@ Examples:
     .action(async (refs: string[], opts) => {
       const { runImagesPush } = await import('./images.js');
       await runImagesPush({ ...opts, images: refs }, ctx);
+    });
+
+  const node = program
+    .command('node')
+    .description('Join, list, label and manage the swarm nodes of the cluster.');
+  addOptions(
+    node
+      .command('join')
+      .argument('<target...>', 'user@address[:port] or ~/.ssh/config alias of each host'),
+    [
+      {
+        flags: '--role <role>',
+        description: 'what the hosts join as',
+        choices: ['manager', 'worker'],
+        default: 'worker',
+      },
+      { flags: '--rotate-token', description: 'rotate the join tokens afterwards' },
+      {
+        flags: '--force-leave',
+        description: 'make a host that is in another (or a dead) swarm leave it first',
+      },
+      {
+        flags: '--force',
+        description:
+          'go on although a host is below the minimums, or PostgreSQL/Redis would move to a newly labelled node',
+      },
+      ...changeOptions,
+      ...sshOptions,
+      ...commonOptions,
+    ],
+  )
+    .addOption(
+      new Option('--label <key=value>', 'node label to set (repeatable)').argParser(collect),
+    )
+    .description(
+      'SSH into hosts, check them and the swarm ports, install Docker where missing, and join them all at once.',
+    )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ cluster-cli node join root@10.0.0.12 root@10.0.0.13 --role manager --yes
+  $ cluster-cli node join deploy@10.0.0.14 --role worker --label db=primary --force --yes
+  $ cluster-cli node join node5 --dry-run     # an ~/.ssh/config alias; show the plan only`,
+    )
+    .action(async (targets: string[], opts) => {
+      const { runNodeJoin } = await import('./node-join.js');
+      await runNodeJoin(targets, opts, ctx);
     });
 
   return program;

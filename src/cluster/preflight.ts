@@ -32,7 +32,14 @@ export interface PreflightReport {
 
 const gb = (kb: number) => `${(kb / 1024 / 1024).toFixed(1)} GiB`;
 
-export function preflight(f: HostFacts, opts: { force: boolean; stack: string }): PreflightReport {
+export interface PreflightOptions {
+  readonly force: boolean;
+  readonly stack: string;
+  /** `node join`: the swarm the host is to join (its membership is judged against it). */
+  readonly joining?: { readonly swarmId: string | undefined; readonly member: boolean };
+}
+
+export function preflight(f: HostFacts, opts: PreflightOptions): PreflightReport {
   const rows: CheckRow[] = [];
   const family = osFamily(f.os);
   rows.push({
@@ -91,7 +98,7 @@ export function preflight(f: HostFacts, opts: { force: boolean; stack: string })
     rows.push({ check: 'Docker', value: f.docker.serverVersion, want: 'running', status: 'ok' });
   }
 
-  rows.push(swarmRow(f));
+  rows.push(opts.joining ? joinSwarmRow(f, opts.joining.member) : swarmRow(f));
   const blocking = rows.filter((r) => r.status === 'fail' && !(opts.force && r.forcible));
   return { rows, blocking };
 }
@@ -123,6 +130,30 @@ function swarmRow(f: HostFacts): CheckRow {
     default:
       return { ...base, value: s.state, status: 'fail' };
   }
+}
+
+/** For a node to join: a member of this swarm is kept; another swarm is judged by the join planner (--force-leave). */
+function joinSwarmRow(f: HostFacts, member: boolean): CheckRow {
+  const s = f.swarm;
+  const base = { check: 'Swarm', want: 'inactive, or a member of this cluster' };
+  if (member)
+    return {
+      ...base,
+      value: `already a ${s.isManager ? 'manager' : 'worker'} of this swarm`,
+      status: 'ok',
+    };
+  if (s.state === 'inactive') return { ...base, value: 'not in a swarm (will join)', status: 'ok' };
+  if (s.state === 'unknown')
+    return {
+      ...base,
+      value: f.docker.serverVersion ? 'unknown' : 'after Docker is installed',
+      status: f.docker.serverVersion ? 'fail' : 'ok',
+    };
+  return {
+    ...base,
+    value: `${s.state} in swarm ${s.clusterId?.slice(0, 12) ?? '?'}`,
+    status: 'warn',
+  };
 }
 
 /** The error for a preflight with blocking rows (the table was printed before), or undefined. */

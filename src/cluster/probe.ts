@@ -137,8 +137,8 @@ export async function probeHost(exec: Executor, stack: string): Promise<HostFact
     text('the CPU count', ['nproc']),
     text('the memory', ['cat', '/proc/meminfo']),
     text(`the disk (${DISK_PATH})`, ['df', '-Pk', DISK_PATH]),
-    probeText(exec, 'listening TCP ports', shellScript(PROC_NET, ['tcp'])),
-    probeText(exec, 'listening UDP ports', shellScript(PROC_NET, ['udp'])),
+    probeText(exec, 'listening TCP ports', shellScript(PROC_NET, ['tcp'], { readOnly: true })),
+    probeText(exec, 'listening UDP ports', shellScript(PROC_NET, ['udp'], { readOnly: true })),
     text('the IP addresses', ['ip', '-o', '-4', 'addr', 'show', 'scope', 'global']),
     routeProbe(exec),
   ]);
@@ -188,7 +188,9 @@ const DAEMON_DOWN =
   /Cannot connect to the Docker daemon|Is the docker daemon running|connect: no such file or directory|connect: connection refused/i;
 
 export async function probeDocker(exec: Executor): Promise<DockerFacts> {
-  const which = await exec.run(shellScript('command -v docker'), { allowFailure: true });
+  const which = await exec.run(shellScript('command -v docker', [], { readOnly: true }), {
+    allowFailure: true,
+  });
   if (which.exitCode === 1 && which.stdout.trim() === '') return { installed: false };
   if (which.exitCode !== 0)
     throw new ProbeError(exec.label, 'whether Docker is installed', which.stderr.trim());

@@ -187,6 +187,8 @@ export const Config = z.strictObject({
         .default('always'),
       /** Seconds to wait for every service to reach its replicas. */
       timeout: z.number().int().min(10).max(3600).default(300),
+      /** Image for the short-lived overlay check after a join (needs sh, nslookup, ping). */
+      checkImage: image.default('busybox:1.36'),
     })
     .prefault({}),
 });

@@ -109,9 +109,21 @@ export class SshExecutor implements Executor {
 
   async run(c: Cmd, opts: RunOptions = {}): Promise<RunResult> {
     const command = this.#commandLine(c);
-    const out = await this.#withSession(async () =>
-      collect(await this.#exec(command), stdinOf(c), opts.timeoutMs),
-    );
+    const once = () =>
+      this.#withSession(async () => collect(await this.#exec(command), stdinOf(c), opts.timeoutMs));
+    let out = await once();
+    // Seldom (about 1 in 150 short sudo commands run in parallel here), sshd
+    // closes a channel without sending its exit status although the
+    // connection stays up. A read-only command is safe to ask again.
+    if (
+      out.exitCode === null &&
+      !out.timedOut &&
+      out.signal === undefined &&
+      !this.#closed &&
+      c.readOnly
+    ) {
+      out = await once();
+    }
 
     const secrets = secretsOf(c);
     const stdout = out.stdout.toString('utf8');
@@ -127,7 +139,9 @@ export class SshExecutor implements Executor {
     // No exit status: timed out, killed by a signal, or the connection dropped.
     if (!out.timedOut && out.signal === undefined) {
       // A dropped connection is never the fact a probe looks for: always an error.
-      const why = `connection closed before the command finished${this.#lostReason ? ` (${this.#lostReason})` : ''}`;
+      const why = this.#closed
+        ? `connection closed before the command finished${this.#lostReason ? ` (${this.#lostReason})` : ''}`
+        : 'the SSH server closed the command without an exit status';
       throw new CommandError(
         this.label,
         [...c.argv],

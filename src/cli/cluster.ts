@@ -1,0 +1,158 @@
+import { isAbsolute, resolve } from 'node:path';
+import { planStack, stackRevision } from '../cluster/plan-init.js';
+import { type ClusterFacts, probeCluster, probeSwarm, type SwarmFacts } from '../cluster/probe.js';
+import { generateSecrets } from '../cluster/secrets.js';
+import { oldestVersion } from '../cluster/versions.js';
+import { readConfigInput, validateConfig } from '../config/load.js';
+import type { Config, ConfigInput, Host } from '../config/schema.js';
+import { UserError } from '../core/errors.js';
+import type { Step } from '../core/plan.js';
+import type { HostSession } from '../core/session.js';
+import { buildStackModel } from '../stack/model.js';
+import { renderStack } from '../stack/render.js';
+import { connectSession, connectTarget, type SshFlags } from './connect.js';
+import type { Ctx } from './context.js';
+
+/** An existing cluster: its file and a session on one reachable manager. */
+export interface ClusterHandle {
+  /** Absolute path of cluster.yaml, and the name the user gave it. */
+  readonly file: string;
+  readonly configArg: string;
+  readonly input: ConfigInput;
+  readonly config: Config;
+  readonly manager: {
+    readonly host: Host;
+    readonly session: HostSession;
+    readonly swarm: SwarmFacts;
+    readonly cluster: ClusterFacts;
+  };
+}
+
+export function configPath(ctx: Pick<Ctx, 'cwd'>, arg: string): string {
+  return isAbsolute(arg) ? arg : resolve(ctx.cwd, arg);
+}
+
+/** cluster.yaml as written by init, validated; a missing file says to run init. */
+export async function readCluster(
+  ctx: Pick<Ctx, 'cwd'>,
+  configArg: string,
+): Promise<{ file: string; input: ConfigInput; config: Config }> {
+  const file = configPath(ctx, configArg);
+  const raw = await readConfigInput(file, configArg);
+  if (raw === undefined) {
+    throw new UserError(
+      `No cluster description at ${configArg}.`,
+      'create the cluster first with cluster-cli init (it writes cluster.yaml), or pass -c <file>',
+    );
+  }
+  const { config } = validateConfig(raw, configArg);
+  return { file, input: raw as ConfigInput, config };
+}
+
+export function hostTarget(h: Host, flags: SshFlags, config: Config) {
+  return connectTarget(
+    {
+      ...(h.address ? { address: h.address } : {}),
+      ...(h.user ? { user: h.user } : {}),
+      ...(h.port ? { port: h.port } : {}),
+    },
+    flags,
+    config.ssh,
+  );
+}
+
+/**
+ * Connect to the first manager of cluster.yaml that answers and check it is a
+ * manager of the swarm the file describes. Read-only.
+ */
+export async function openCluster(
+  ctx: Ctx,
+  opts: SshFlags & { config: string },
+): Promise<ClusterHandle> {
+  const { file, input, config } = await readCluster(ctx, opts.config);
+  const managers = config.hosts.filter((h) => h.role === 'manager');
+  const errors: string[] = [];
+  for (const host of managers) {
+    let session: HostSession;
+    try {
+      session = await connectSession(ctx, hostTarget(host, opts, config));
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      errors.push(`${host.name}: ${err.message}`);
+      continue;
+    }
+    try {
+      const swarm = await probeSwarm(session.exec);
+      if (swarm.state !== 'active' || !swarm.isManager) {
+        errors.push(`${host.name}: not an active swarm manager (${swarm.state})`);
+        await session.close();
+        continue;
+      }
+      if (config.swarmId && swarm.clusterId !== config.swarmId) {
+        await session.close();
+        throw new UserError(
+          `${host.name} is a manager of swarm ${swarm.clusterId}, but ${opts.config} describes swarm ${config.swarmId}.`,
+          'check -c/--config: it names another cluster',
+        );
+      }
+      const cluster = await probeCluster(session.exec, config.name);
+      return {
+        file,
+        configArg: opts.config,
+        input,
+        config,
+        manager: { host, session, swarm, cluster },
+      };
+    } catch (err) {
+      await session.close();
+      throw err;
+    }
+  }
+  throw new UserError(
+    `No manager of ${opts.config} could be reached:\n${errors.map((e) => `  ${e}`).join('\n')}`,
+    'check that a manager is up and reachable over SSH, then run the command again',
+  );
+}
+
+/**
+ * The stack's steps on the manager for a cluster.yaml after a change (labels,
+ * roles, hosts): a redeploy only when the rendered revision differs. With
+ * --force a placement move of PostgreSQL/Redis goes on, with a warning.
+ */
+export function stackStepsFor(
+  h: ClusterHandle,
+  config: Config,
+  force: boolean,
+): { steps: Step[]; deploys: boolean; warnings: string[] } {
+  const model = buildStackModel(config);
+  const revision = stackRevision(model);
+  const engine = oldestVersion([
+    ...h.manager.cluster.nodes.map((n) => n.engine),
+    h.manager.cluster.nodes.find((n) => n.self)?.engine,
+  ]);
+  const rendered = renderStack(model, { revision, ...(engine ? { engine } : {}) });
+  const steps = planStack({
+    config,
+    host: h.manager.session.exec.label,
+    cluster: h.manager.cluster,
+    rendered,
+    revision,
+    force,
+    newSecrets: generateSecrets(config),
+  });
+  const warnings: string[] = [];
+  for (const svc of ['postgres', 'redis'] as const) {
+    const have = h.manager.cluster.services.find((s) => s.name === `${config.name}_${svc}`);
+    const want = model[svc].constraints;
+    if (have && [...have.constraints].sort().join() !== [...want].sort().join()) {
+      warnings.push(
+        `${config.name}_${svc} moves from [${have.constraints.join(', ')}] to [${want.join(', ')}]: its volume is per node, so it starts EMPTY there (move the data with a backup and restore)`,
+      );
+    }
+  }
+  return {
+    steps,
+    deploys: steps.some((s) => s.id === 'deploy' && s.action === 'change'),
+    warnings,
+  };
+}

@@ -1,0 +1,99 @@
+import { UserError } from '../core/errors.js';
+import type { Executor } from '../core/executor.js';
+import { tcpReach } from '../docker/swarm.js';
+import type { NodeFacts } from './probe.js';
+import { ProbeError } from './probe.js';
+
+/** One port another host must answer on, and why. */
+export interface PortNeed {
+  /** Node name (or address) of the host that must answer. */
+  readonly to: string;
+  readonly addr: string;
+  readonly port: number;
+  readonly what: string;
+}
+
+export interface PortResult extends PortNeed {
+  readonly from: string;
+  readonly result: 'ok' | 'refused' | 'timeout';
+}
+
+const hostOf = (hostPort: string) => hostPort.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+
+/**
+ * What a new node must reach before it joins: every manager's 2377/tcp (the
+ * Raft and join API) and every node's 7946/tcp (gossip). Pure.
+ */
+export function joinPortNeeds(nodes: readonly NodeFacts[]): PortNeed[] {
+  const needs: PortNeed[] = [];
+  for (const n of nodes) {
+    if (n.state === 'down') continue; // a dead node answers nothing; quorum care covers it
+    if (n.role === 'manager' && n.managerAddr) {
+      needs.push({
+        to: n.hostname,
+        addr: hostOf(n.managerAddr),
+        port: 2377,
+        what: 'swarm management',
+      });
+    }
+    const addr = n.addr ?? (n.managerAddr ? hostOf(n.managerAddr) : undefined);
+    if (addr && addr !== '0.0.0.0') {
+      needs.push({ to: n.hostname, addr, port: 7946, what: 'node gossip' });
+    }
+  }
+  return needs;
+}
+
+/** Try every needed port from one host at once (bounded by timeoutS each). */
+export async function probePorts(
+  exec: Executor,
+  from: string,
+  needs: readonly PortNeed[],
+  timeoutS = 3,
+): Promise<PortResult[]> {
+  if (needs.length === 0) return [];
+  const key = (n: PortNeed) =>
+    n.addr.includes(':') ? `[${n.addr}]:${n.port}` : `${n.addr}:${n.port}`;
+  let out: string;
+  try {
+    out = (await exec.run(tcpReach(needs.map(key), timeoutS))).stdout;
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    throw new ProbeError(exec.label, 'which swarm ports it can reach', err);
+  }
+  const seen = new Map<string, string>();
+  for (const line of out.split('\n')) {
+    const [k, r] = line.trim().split(' ');
+    if (k && r) seen.set(k, r);
+  }
+  return needs.map((n) => {
+    const r = seen.get(key(n));
+    if (r === 'missing-tool' || r === undefined) {
+      throw new ProbeError(
+        exec.label,
+        `whether ${key(n)} answers`,
+        r === 'missing-tool'
+          ? 'bash or timeout is missing on the host'
+          : 'no answer from the check',
+      );
+    }
+    return { ...n, from, result: r as PortResult['result'] };
+  });
+}
+
+/** The error listing each blocked pair, or undefined when every port answered. */
+export function blockedPortsError(results: readonly PortResult[]): UserError | undefined {
+  const bad = results.filter((r) => r.result !== 'ok');
+  if (!bad.length) return undefined;
+  const lines = bad.map(
+    (b) =>
+      `  ${b.from} -> ${b.to} (${b.addr}) ${b.port}/tcp ${b.what}: ${b.result === 'timeout' ? 'no answer (filtered?)' : 'connection refused'}`,
+  );
+  return new UserError(
+    [
+      `${bad.length === 1 ? 'A swarm port is' : `${bad.length} swarm ports are`} blocked; nothing was joined:`,
+      ...lines,
+    ].join('\n'),
+    `open ${[...new Set(bad.map((b) => `${b.port}/tcp`))].join(', ')} between the nodes (firewall, security group), then run the same command again`,
+  );
+}
