@@ -1,35 +1,34 @@
 import { defaultAdvertiseAddr } from '../cluster/advertise.js';
-import { daemonTime } from '../cluster/converge.js';
 import { parseLabelArgs } from '../cluster/labels.js';
-import { type NetcheckReport, netcheckProblems, runNetcheck } from '../cluster/netcheck.js';
+import { type NetcheckReport, netcheckProblems } from '../cluster/netcheck.js';
 import {
-  isMemberOf,
   type JoinDecision,
   type JoinTarget,
   mergeJoinedHosts,
   planJoin,
   quorum,
 } from '../cluster/plan-join.js';
-import { blockedPortsError, joinPortNeeds, probePorts } from '../cluster/ports.js';
-import { preflight, preflightError } from '../cluster/preflight.js';
-import { type HostFacts, probeHost } from '../cluster/probe.js';
+import type { HostFacts } from '../cluster/probe.js';
 import { saveConfig, validateConfig } from '../config/load.js';
-import { apiRequest } from '../core/api.js';
 import type { ApplyReport } from '../core/apply.js';
 import { UserError } from '../core/errors.js';
 import { change, type Step } from '../core/plan.js';
 import { quoteArg } from '../core/quote.js';
-import { Secret } from '../core/secret.js';
 import type { HostSession } from '../core/session.js';
-import { joinTokenRead, joinTokenRotate, type Role } from '../docker/swarm.js';
+import { joinTokenRotate, type Role } from '../docker/swarm.js';
 import { parseTarget } from '../remote/ssh-config.js';
-import { stackServiceNames } from '../stack/model.js';
-import { formatPreflight } from '../ui/preflight.js';
-import { runWithProgress } from '../ui/progress.js';
 import { type ClusterHandle, openCluster, stackStepsFor } from './cluster.js';
-import { connectSession, connectTarget, type SshFlags } from './connect.js';
+import { connectTarget, type SshFlags } from './connect.js';
 import type { Ctx } from './context.js';
-import { converge } from './converge-progress.js';
+import {
+  afterJoin,
+  checkJoinable,
+  connectAll,
+  managerAddrs,
+  parseTimeoutFlag,
+  probeAndPreflight,
+  readJoinTokens,
+} from './join-flow.js';
 import { closeAll, type PipelineFlags, runPipeline } from './pipeline.js';
 
 export interface NodeJoinOpts extends SshFlags, PipelineFlags {
@@ -103,11 +102,7 @@ export async function runNodeJoin(args: string[], opts: NodeJoinOpts, ctx: Ctx):
     (t, i) => typed.findIndex((u) => u.address === t.address && u.port === t.port) !== i,
   );
   if (dup) throw new UserError(`${dup.arg} is given twice`);
-  const timeoutS = opts.timeout === undefined ? undefined : Number(opts.timeout);
-  if (timeoutS !== undefined && (!Number.isInteger(timeoutS) || timeoutS < 10 || timeoutS > 3600))
-    throw new UserError(
-      `--timeout ${JSON.stringify(opts.timeout)}: must be a whole number of seconds from 10 to 3600`,
-    );
+  const timeoutS = parseTimeoutFlag(opts.timeout);
 
   const out = (s: string) => {
     if (!opts.json) ctx.stdout.write(s);
@@ -117,29 +112,12 @@ export async function runNodeJoin(args: string[], opts: NodeJoinOpts, ctx: Ctx):
     [h.manager.session.exec.label, h.manager.session],
   ]);
   try {
-    // One connection per target, all at once; an unreachable one stops everything (nothing changed yet).
-    const connected = await Promise.allSettled(
-      typed.map((t) => connectSession(ctx, connectTarget(t, opts, h.config.ssh))),
+    const hosts = await connectAll(
+      ctx,
+      typed.map((t) => ({ name: t.arg, target: connectTarget(t, opts, h.config.ssh) })),
+      sessions,
     );
-    const bad = connected.flatMap((r, i) =>
-      r.status === 'rejected' ? [`${typed[i]?.arg}: ${(r.reason as Error).message}`] : [],
-    );
-    for (const r of connected)
-      if (r.status === 'fulfilled') sessions.set(r.value.exec.label, r.value);
-    if (bad.length) {
-      const unexpected = connected.find(
-        (r) => r.status === 'rejected' && !(r.reason instanceof UserError),
-      );
-      if (unexpected?.status === 'rejected') throw unexpected.reason;
-      throw new UserError(
-        bad.length === 1
-          ? `Cannot reach ${bad[0]} Nothing was joined.`
-          : `Cannot reach ${bad.length} targets; nothing was joined:\n${bad.map((b) => `  ${b}`).join('\n')}`,
-        'check the address, the SSH key and that sshd runs, then run the same command again',
-      );
-    }
-    const targetSessions = connected.map((r) => (r as PromiseFulfilledResult<HostSession>).value);
-    await joinOn(h, typed, targetSessions, sessions, opts, ctx, out, timeoutS);
+    await joinOn(h, typed, hosts, sessions, opts, ctx, out, timeoutS);
   } finally {
     await closeAll(sessions.values());
   }
@@ -148,7 +126,7 @@ export async function runNodeJoin(args: string[], opts: NodeJoinOpts, ctx: Ctx):
 async function joinOn(
   h: ClusterHandle,
   typed: readonly Typed[],
-  targetSessions: readonly HostSession[],
+  hosts: readonly HostSession[],
   sessions: Map<string, HostSession>,
   opts: NodeJoinOpts,
   ctx: Ctx,
@@ -158,35 +136,9 @@ async function joinOn(
   const config = h.config;
   const swarmId = h.manager.swarm.clusterId;
   if (!swarmId) throw new Error('manager reported no swarm ID');
-  out(`Checking ${targetSessions.map((s) => s.exec.label).join(', ')} ...\n`);
-  const facts: HostFacts[] = await Promise.all(
-    targetSessions.map((s) => probeHost(s.exec, config.name)),
-  );
+  const { facts, reports, tables } = await probeAndPreflight(h, hosts, Boolean(opts.force), out);
 
-  // The same preflight as init, for every target; one failing host stops all.
-  const reports = facts.map((f) =>
-    preflight(f, {
-      force: Boolean(opts.force),
-      stack: config.name,
-      joining: { swarmId, member: isMemberOf(f, swarmId, h.manager.cluster) },
-    }),
-  );
-  const tables = targetSessions
-    .map(
-      (s, i) => `${s.exec.label}\n${formatPreflight(reports[i] as ReturnType<typeof preflight>)}`,
-    )
-    .join('\n\n');
-  const refused = reports
-    .map((r, i) => preflightError(r, targetSessions[i]?.exec.label ?? ''))
-    .filter((e) => e !== undefined);
-  if (refused.length) {
-    out(`${tables}\n\n`);
-    throw refused.length === 1
-      ? refused[0]
-      : new UserError(refused.map((e) => e.message).join('\n'), refused[0]?.next);
-  }
-
-  const targets: JoinTarget[] = targetSessions.map((s, i) => {
+  const targets: JoinTarget[] = hosts.map((s, i) => {
     const t = typed[i] as Typed;
     const f = facts[i] as HostFacts;
     const advertiseAddr = defaultAdvertiseAddr(t.address, f);
@@ -206,56 +158,22 @@ async function joinOn(
       labels: t.labels,
     };
   });
-  const names = new Map<string, string>();
-  for (const t of targets) {
-    const other = names.get(t.facts.hostname);
-    if (other)
-      throw new UserError(
-        `${other} and ${t.label} have the same hostname ${t.facts.hostname}; swarm nodes need distinct names.`,
-        'give each host its own hostname (hostnamectl set-hostname …)',
-      );
-    names.set(t.facts.hostname, t.label);
-  }
-
   // Every swarm port a new node needs must answer from it, before anything joins.
-  const joining = targets.filter((t) => !isMemberOf(t.facts, swarmId, h.manager.cluster));
-  const needs = joinPortNeeds(h.manager.cluster.nodes);
-  const portResults = (
-    await Promise.all(
-      joining.map((t) =>
-        probePorts((sessions.get(t.label) as HostSession).exec, t.facts.hostname, needs),
-      ),
-    )
-  ).flat();
-  const blocked = blockedPortsError(portResults);
-  if (blocked) {
-    out(`${tables}\n\n`);
-    throw blocked;
-  }
+  await checkJoinable(h, targets, sessions, tables, out);
 
-  // Join tokens: read on the manager, kept as Secrets, sent only in API bodies.
   const manager = h.manager.session;
-  const tokens = {} as Record<Role, Secret>;
-  for (const role of ['manager', 'worker'] as const) {
-    const r = await manager.exec.run(joinTokenRead(role));
-    tokens[role] = new Secret(r.stdout.trim(), `${role} join token`);
-  }
-  const remoteAddrs = h.manager.cluster.nodes
-    .filter((n) => n.role === 'manager' && n.state !== 'down' && n.managerAddr)
-    .map((n) => n.managerAddr as string);
   const { steps, decisions } = planJoin({
     manager: manager.exec.label,
     cluster: h.manager.cluster,
     swarmId,
-    remoteAddrs,
-    tokens,
+    remoteAddrs: managerAddrs(h),
+    tokens: await readJoinTokens(manager),
     targets,
     forceLeave: Boolean(opts.forceLeave),
   });
 
   // cluster.yaml after the joins shapes the stack (placement follows labels).
-  const nextInput = mergeJoinedHosts(h.input, targets);
-  const next = validateConfig(nextInput, opts.config).config;
+  const next = validateConfig(mergeJoinedHosts(h.input, targets), opts.config).config;
   const stack = stackStepsFor(h, next, Boolean(opts.force));
   for (const w of stack.warnings) out(`warning: ${w}\n`);
   const allSteps: Step[] = [...steps, ...stack.steps];
@@ -274,9 +192,12 @@ async function joinOn(
     steps: allSteps,
   };
 
-  let since: Date | undefined;
-  let netcheck: NetcheckReport | undefined;
-  let report: ApplyReport | undefined;
+  const after = afterJoin(ctx, h, next, {
+    decisions,
+    deploys: stack.deploys,
+    timeoutS,
+    checkMembers: true,
+  });
   const outcome = await runPipeline(ctx, opts, {
     name: 'node join',
     plan,
@@ -286,52 +207,18 @@ async function joinOn(
       text: tables,
       json: Object.fromEntries(targets.map((t, i) => [t.label, reports[i]?.rows])),
     },
-    async beforeApply() {
-      if (stack.deploys) since = await daemonTime(manager.docker()).catch(() => undefined);
-    },
-    async converge(mode, r) {
-      report = r;
-      const joined = decisions.filter((d) => d.kind !== 'member' && !r.failed.has(d.label));
-      let states: unknown;
-      if (joined.length) {
-        await runWithProgress(ctx.stdout, mode, [
-          {
-            title: 'Check the overlay data path between every pair of nodes',
-            run: async (status) => {
-              const nodes = await readyNodes(
-                manager,
-                joined.map((d) => d.hostname),
-              );
-              status(`${nodes.size} nodes`);
-              netcheck = await runNetcheck(manager, {
-                stack: config.name,
-                image: next.deploy.checkImage,
-                nodes,
-              });
-            },
-          },
-        ]);
-      }
-      if (stack.deploys && !r.failed.has(manager.exec.label)) {
-        states = await converge(manager.docker(), ctx.stdout, mode, {
-          stack: config.name,
-          services: stackServiceNames(config.name),
-          timeoutMs: (timeoutS ?? next.deploy.timeout) * 1000,
-          ...(since ? { since } : {}),
-        });
-      }
-      return states;
-    },
+    beforeApply: after.beforeApply,
+    converge: after.converge,
     async save(r) {
       const ok = targets.filter((t) => !r?.failed.has(t.label));
       if (ok.length) await saveConfig(h.file, mergeJoinedHosts(h.input, ok));
     },
     summary(o) {
-      return joinSummary(targets, decisions, o.report, netcheck, next, opts);
+      return joinSummary(targets, decisions, o.report, after.state.netcheck, next, opts);
     },
   });
   if (outcome.dryRun) return;
-  const failed = [...(report ?? outcome.report).failed.keys()];
+  const failed = [...outcome.report.failed.keys()];
   if (failed.length) {
     const retry = targets.filter((t) => failed.includes(t.label));
     throw new UserError(
@@ -339,35 +226,17 @@ async function joinOn(
       retryCommand(retry, opts),
     );
   }
+  throwOnOverlayProblems(after.state.netcheck);
+}
+
+/** After joins: a pair of nodes without overlay traffic fails the command, naming the pair. */
+export function throwOnOverlayProblems(netcheck: NetcheckReport | undefined): void {
   const problems = netcheck ? netcheckProblems(netcheck) : [];
   if (problems.length) {
     throw new UserError(
       `The nodes joined, but the overlay network does not pass traffic between every pair:\n${problems.map((p) => `  ${p}`).join('\n')}`,
-      'open 4789/udp and 7946/udp between those nodes, then check again with: cluster-cli node join <same targets> (it changes nothing and re-runs the check)',
+      'open 4789/udp and 7946/udp between those nodes, then check again: cluster-cli node join <the same targets> re-runs the check and changes nothing',
     );
-  }
-}
-
-/** Wait until the joined nodes are `ready` on the manager; returns node ID → hostname of every ready node. */
-async function readyNodes(
-  manager: HostSession,
-  want: readonly string[],
-): Promise<Map<string, string>> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const nodes = await manager
-      .docker()
-      .request<{ ID: string; Description: { Hostname: string }; Status: { State: string } }[]>(
-        apiRequest('GET', '/nodes', { readOnly: true }),
-      );
-    const ready = nodes.filter((n) => n.Status.State === 'ready');
-    if (
-      want.every((w) => ready.some((n) => n.Description.Hostname === w)) ||
-      Date.now() > deadline
-    ) {
-      return new Map(ready.map((n) => [n.ID, n.Description.Hostname]));
-    }
-    await new Promise((r) => setTimeout(r, 500));
   }
 }
 

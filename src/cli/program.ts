@@ -194,6 +194,39 @@ Examples:
       await runImagesPush({ ...opts, images: refs }, ctx);
     });
 
+  addOptions(program.command('apply'), [
+    {
+      flags: '--force',
+      description: 'go on although a host is below the minimums, or PostgreSQL/Redis would move',
+    },
+    {
+      flags: '--force-leave',
+      description: 'make a host that is in another (or a dead) swarm leave it first',
+    },
+    ...changeOptions,
+    ...sshOptions,
+    ...commonOptions,
+  ])
+    .description(
+      'Make the cluster match cluster.yaml: join missing hosts, set roles and labels, update the stack.',
+    )
+    .addHelpText(
+      'after',
+      `
+cluster.yaml is the source of truth for hosts, roles and labels: a label missing
+from the file is removed from its node; a node missing from the file is reported,
+never removed (use cluster-cli node remove).
+
+Examples:
+  $ cluster-cli apply --dry-run          # what would change
+  $ cluster-cli apply --yes              # make it so
+  $ cluster-cli apply -c prod.yaml --yes --json`,
+    )
+    .action(async (opts) => {
+      const { runApply } = await import('./apply.js');
+      await runApply(opts, ctx);
+    });
+
   const node = program
     .command('node')
     .description('Join, list, label and manage the swarm nodes of the cluster.');

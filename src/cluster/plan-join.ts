@@ -256,6 +256,6 @@ export function mergeJoinedHosts(input: ConfigInput, joined: readonly JoinTarget
 export function quorum(managers: number): { tolerates: number; even: boolean; text: string } {
   const tolerates = Math.max(0, Math.floor((managers - 1) / 2));
   const even = managers > 0 && managers % 2 === 0;
-  const text = `${managers} manager${managers === 1 ? '' : 's'}: the cluster survives ${tolerates} manager failure${tolerates === 1 ? '' : 's'}${even ? ` (no more than ${managers - 1} would; use an odd number)` : ''}`;
+  const text = `${managers} manager${managers === 1 ? '' : 's'}: the cluster survives ${tolerates} manager failure${tolerates === 1 ? '' : 's'}${even ? ` (${managers - 1} would survive as many: use an odd number)` : ''}`;
   return { tolerates, even, text };
 }

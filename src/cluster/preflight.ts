@@ -62,7 +62,12 @@ export function preflight(f: HostFacts, opts: PreflightOptions): PreflightReport
   const swarmActive = f.swarm.state === 'active';
   const ourProxy = f.cluster?.services.some((s) => s.name === `${opts.stack}_proxy`) ?? false;
   const want: { port: number; proto: 'tcp' | 'udp'; ours: boolean }[] = [
-    ...PROXY_PORTS.map((port) => ({ port, proto: 'tcp' as const, ours: ourProxy })),
+    // On a member of this swarm the proxy ports are the cluster's, whichever node runs it.
+    ...PROXY_PORTS.map((port) => ({
+      port,
+      proto: 'tcp' as const,
+      ours: ourProxy || Boolean(opts.joining?.member),
+    })),
     ...SWARM_PORTS.tcp.map((port) => ({ port, proto: 'tcp' as const, ours: swarmActive })),
     ...SWARM_PORTS.udp.map((port) => ({ port, proto: 'udp' as const, ours: swarmActive })),
   ];
