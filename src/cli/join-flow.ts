@@ -191,7 +191,7 @@ export function afterJoin(
 ) {
   const manager = h.manager.session;
   let since: Date | undefined;
-  const state: { netcheck?: NetcheckReport } = {};
+  const state: { netcheck?: NetcheckReport; netcheckMs?: number; convergeMs?: number } = {};
   return {
     state,
     async beforeApply() {
@@ -201,6 +201,7 @@ export function afterJoin(
       const joined = o.decisions.filter((d) => d.kind !== 'member' && !r.failed.has(d.label));
       const involved = o.checkMembers ? o.decisions.filter((d) => !r.failed.has(d.label)) : joined;
       if (involved.length) {
+        const t0 = performance.now();
         await runWithProgress(ctx.stdout, mode, [
           {
             title: 'Check the overlay data path between every pair of nodes',
@@ -218,14 +219,18 @@ export function afterJoin(
             },
           },
         ]);
+        state.netcheckMs = performance.now() - t0;
       }
       if (!o.deploys || r.failed.has(manager.exec.label)) return undefined;
-      return converge(manager.docker(), ctx.stdout, mode, {
+      const t1 = performance.now();
+      const states = await converge(manager.docker(), ctx.stdout, mode, {
         stack: next.name,
         services: stackServiceNames(next.name),
         timeoutMs: (o.timeoutS ?? next.deploy.timeout) * 1000,
         ...(since ? { since } : {}),
       });
+      state.convergeMs = performance.now() - t1;
+      return states;
     },
   };
 }

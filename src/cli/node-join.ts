@@ -31,6 +31,13 @@ import {
 } from './join-flow.js';
 import { closeAll, type PipelineFlags, runPipeline } from './pipeline.js';
 
+interface Marks {
+  t0: number;
+  connected?: number;
+  checked?: number;
+  ports?: number;
+}
+
 export interface NodeJoinOpts extends SshFlags, PipelineFlags {
   role: Role;
   label?: string[];
@@ -103,6 +110,7 @@ export async function runNodeJoin(args: string[], opts: NodeJoinOpts, ctx: Ctx):
   );
   if (dup) throw new UserError(`${dup.arg} is given twice`);
   const timeoutS = parseTimeoutFlag(opts.timeout);
+  const marks: Marks = { t0: performance.now() };
 
   const out = (s: string) => {
     if (!opts.json) ctx.stdout.write(s);
@@ -117,7 +125,8 @@ export async function runNodeJoin(args: string[], opts: NodeJoinOpts, ctx: Ctx):
       typed.map((t) => ({ name: t.arg, target: connectTarget(t, opts, h.config.ssh) })),
       sessions,
     );
-    await joinOn(h, typed, hosts, sessions, opts, ctx, out, timeoutS);
+    marks.connected = performance.now();
+    await joinOn(h, typed, hosts, sessions, opts, ctx, out, timeoutS, marks);
   } finally {
     await closeAll(sessions.values());
   }
@@ -132,11 +141,13 @@ async function joinOn(
   ctx: Ctx,
   out: (s: string) => void,
   timeoutS: number | undefined,
+  marks: Marks,
 ): Promise<void> {
   const config = h.config;
   const swarmId = h.manager.swarm.clusterId;
   if (!swarmId) throw new Error('manager reported no swarm ID');
   const { facts, reports, tables } = await probeAndPreflight(h, hosts, Boolean(opts.force), out);
+  marks.checked = performance.now();
 
   const targets: JoinTarget[] = hosts.map((s, i) => {
     const t = typed[i] as Typed;
@@ -160,6 +171,7 @@ async function joinOn(
   });
   // Every swarm port a new node needs must answer from it, before anything joins.
   await checkJoinable(h, targets, sessions, tables, out);
+  marks.ports = performance.now();
 
   const manager = h.manager.session;
   const { steps, decisions } = planJoin({
@@ -214,7 +226,21 @@ async function joinOn(
       if (ok.length) await saveConfig(h.file, mergeJoinedHosts(h.input, ok));
     },
     summary(o) {
-      return joinSummary(targets, decisions, o.report, after.state.netcheck, next, opts);
+      const s = joinSummary(targets, decisions, o.report, after.state.netcheck, next, opts);
+      const ms = (a?: number, b?: number) =>
+        a !== undefined && b !== undefined ? Math.round(b - a) : undefined;
+      const timingsMs = {
+        connect: ms(marks.t0, marks.connected),
+        probeAndPreflight: ms(marks.connected, marks.checked),
+        portCheck: ms(marks.checked, marks.ports),
+        joinWave: o.report.waveMs.join === undefined ? undefined : Math.round(o.report.waveMs.join),
+        overlayCheck:
+          after.state.netcheckMs === undefined ? undefined : Math.round(after.state.netcheckMs),
+        convergence:
+          after.state.convergeMs === undefined ? undefined : Math.round(after.state.convergeMs),
+        total: Math.round(performance.now() - marks.t0),
+      };
+      return { text: s.text, json: { ...(s.json as object), timingsMs } };
     },
   });
   if (outcome.dryRun) return;

@@ -121,7 +121,7 @@ export async function runPipeline(ctx: Ctx, flags: PipelineFlags, op: Operation)
   return outcome;
 }
 
-const EMPTY_REPORT: ApplyReport = { timings: [], failed: new Map(), skipped: [] };
+const EMPTY_REPORT: ApplyReport = { timings: [], failed: new Map(), skipped: [], waveMs: {} };
 
 function firstLine(e: unknown): string {
   return (e instanceof Error ? e.message : String(e)).split('\n')[0] ?? '';

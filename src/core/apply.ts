@@ -21,6 +21,8 @@ export interface ApplyReport {
   readonly failed: ReadonlyMap<string, { readonly step: Step; readonly error: unknown }>;
   /** Steps not run because their host (or the host they are about) had failed. */
   readonly skipped: Step[];
+  /** Wall time of each wave (its steps ran at once). */
+  readonly waveMs: Record<string, number>;
 }
 
 export interface ApplyOptions {
@@ -44,6 +46,7 @@ export async function apply(
   const timings: StepTiming[] = [];
   const failed = new Map<string, { step: Step; error: unknown }>();
   const skipped: Step[] = [];
+  const waveMs: Record<string, number> = {};
   const changes = plan.steps.filter((s) => s.action === 'change');
   for (const s of changes) {
     if (!sessions.has(s.host)) throw new Error(`no session for host ${s.host}`);
@@ -85,13 +88,15 @@ export async function apply(
       const key = s.about ?? s.host;
       chains.set(key, [...(chains.get(key) ?? []), s]);
     }
+    const w0 = performance.now();
     const results = await Promise.allSettled(
       [...chains.values()].map(async (chain) => {
         for (const s of chain) await runOne(s);
       }),
     );
+    if (wave !== undefined) waveMs[wave] = (waveMs[wave] ?? 0) + performance.now() - w0;
     const rejected = results.find((r) => r.status === 'rejected');
     if (rejected) throw (rejected as PromiseRejectedResult).reason;
   }
-  return { timings, failed, skipped };
+  return { timings, failed, skipped, waveMs };
 }

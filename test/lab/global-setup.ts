@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 export default function setup(): () => void {
   const root = new URL('../..', import.meta.url).pathname;
   execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
-  execFileSync(`${root}scripts/lab`, ['up', '--hosts', '2'], { cwd: root, stdio: 'inherit' });
+  execFileSync(`${root}scripts/lab`, ['up', '--hosts', '5'], { cwd: root, stdio: 'inherit' });
   return () => {
     if (process.env.CLUSTER_LAB_KEEP === '1') return;
     execFileSync(`${root}scripts/lab`, ['down'], { cwd: root, stdio: 'inherit' });

@@ -603,3 +603,40 @@ describe('init when a service never comes up', () => {
     wipe('lab2');
   });
 });
+
+describe('init when the new revision fails its healthcheck', () => {
+  beforeAll(() => wipe('lab2'));
+
+  it('exits non-zero naming the service Swarm rolled back; the old revision keeps running', async () => {
+    const dir = workDir();
+    const cfgFile = join(dir, 'cluster.yaml');
+    const args = ['init', ...sshArgs(h2), '--domain', DOMAIN, '--email', EMAIL, '--yes'];
+    const first = await runCli([...args, '--config', cfgFile]);
+    expect(first.code, first.stderr).toBe(0);
+    const before = (await docker2.getService('platform_app').inspect()) as {
+      Spec: { TaskTemplate: { ContainerSpec: { Healthcheck?: { Test: string[] } } } };
+    };
+
+    const cfg = parse(readFileSync(cfgFile, 'utf8'));
+    cfg.app.healthcheck = ['false'];
+    writeFileSync(cfgFile, stringify(cfg));
+    const r = await runCli([...args, '--config', cfgFile]);
+    expect(r.code).toBe(1);
+    const lines = r.stderr.split('\n');
+    expect(lines[0]).toBe(
+      'error: The update of platform_app failed and Swarm rolled it back: the previous revision is still running.',
+    );
+    expect(lines[1]).toMatch(/^ {2}platform_app: rollback (started|completed|paused)/);
+    expect(r.stderr).toContain('next: inspect with: docker service ps --no-trunc platform_app');
+    // Swarm put the old task spec back (its healthcheck is the one that passed)
+    // (the rollback restores the previous spec at once; its tasks follow)
+    const svc = (await docker2.getService('platform_app').inspect()) as typeof before & {
+      UpdateStatus?: { State: string };
+    };
+    expect(svc.UpdateStatus?.State).toMatch(/^rollback_/);
+    expect(svc.Spec.TaskTemplate.ContainerSpec.Healthcheck?.Test).toEqual(
+      before.Spec.TaskTemplate.ContainerSpec.Healthcheck?.Test,
+    );
+    wipe('lab2');
+  });
+});
