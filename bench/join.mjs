@@ -120,11 +120,8 @@ async function rawFormation(dir) {
     { cwd: root },
   );
   const stack = readFileSync(join(out, 'stack.yml'), 'utf8');
-  for (const m of stack.matchAll(
-    /^ {2}(\w+):\n {4}external: true\n {4}name: (platform_\w+_[0-9a-f]{12})$/gm,
-  )) {
-    const file = readFileSync(join(out, 'Caddyfile'), 'utf8');
-    ssh(1, ['docker', 'config', 'create', m[2], '-'], file);
+  for (const m of stack.matchAll(/name: (platform_\w+_[0-9a-f]{12})$/gm)) {
+    ssh(1, ['docker', 'config', 'create', m[1], '-'], readFileSync(join(out, m[1]), 'utf8'));
   }
   ssh(1, ['docker', 'stack', 'deploy', '--resolve-image', 'never', '-c', '-', 'platform'], stack);
   const token = ssh(1, ['docker', 'swarm', 'join-token', '-q', 'worker']).trim();
