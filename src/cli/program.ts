@@ -275,6 +275,154 @@ Examples:
       await runNodeJoin(targets, opts, ctx);
     });
 
+  // node ls, label, promote, demote, drain, activate, remove (src/cli/node-ops.ts)
+  const nodeArg = 'node name (hostname) or ID prefix, as `cluster-cli node ls` shows it';
+  const noTimeout = changeOptions.filter((o) => !o.flags.startsWith('--timeout'));
+  addOptions(node.command('ls'), [...sshOptions, ...commonOptions])
+    .description(
+      'List every swarm node (role, availability, status, manager reachability, labels, engine) and every cluster.yaml host, flagging where they disagree.',
+    )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ cluster-cli node ls
+  $ cluster-cli node ls --json      # one JSON array, a row per node`,
+    )
+    .action(async (opts) => {
+      const { runNodeLs } = await import('./node-ops.js');
+      await runNodeLs(opts, ctx);
+    });
+
+  addOptions(
+    node
+      .command('label')
+      .argument('<node>', nodeArg)
+      .argument('[labels...]', 'labels to set, as key=value'),
+    [
+      {
+        flags: '--force',
+        description:
+          'go on although PostgreSQL and Redis would move to another node (their volumes are per node: they start empty there)',
+      },
+      ...changeOptions,
+      ...sshOptions,
+      ...commonOptions,
+    ],
+  )
+    .addOption(new Option('--remove <key>', 'label to remove (repeatable)').argParser(collect))
+    .description(
+      "Set or remove a node's labels, record them in cluster.yaml, and redeploy the stack when placement follows them. db=primary moves from any other node; moving the database needs --force.",
+    )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ cluster-cli node label node3 public_ip=true --yes
+  $ cluster-cli node label node2 --remove zone --dry-run
+  $ cluster-cli node label node2 db=primary --force --yes   # moves PostgreSQL and Redis: they start EMPTY on node2`,
+    )
+    .action(async (name: string, labels: string[], opts) => {
+      const { runNodeLabel } = await import('./node-ops.js');
+      await runNodeLabel(name, labels, opts, ctx);
+    });
+
+  for (const [verb, role] of [
+    ['promote', 'manager'],
+    ['demote', 'worker'],
+  ] as const) {
+    addOptions(node.command(verb).argument('<node...>', nodeArg), [
+      {
+        flags: '--force',
+        description:
+          role === 'worker'
+            ? 'go on although the remaining reachable managers would lose quorum, or PostgreSQL/Redis would move (never demotes the last manager)'
+            : 'go on although PostgreSQL/Redis would move (they are pinned to the first manager of cluster.yaml unless a node has db=primary)',
+      },
+      ...changeOptions,
+      ...sshOptions,
+      ...commonOptions,
+    ])
+      .description(
+        role === 'manager'
+          ? 'Make nodes managers and record role: manager in cluster.yaml.'
+          : 'Make managers workers and record role: worker in cluster.yaml; refuses the last manager, and (without --force) a demotion after which the reachable managers lose quorum.',
+      )
+      .addHelpText(
+        'after',
+        role === 'manager'
+          ? `
+Examples:
+  $ cluster-cli node promote node2 node3 --yes     # 1 → 3 managers: survives one failure
+  $ cluster-cli node promote node4 --dry-run`
+          : `
+Examples:
+  $ cluster-cli node demote node3 --yes
+  $ cluster-cli node demote node2 node3 --dry-run   # shows the quorum left
+When the node cluster-cli connects through is demoted, the steps run on another manager of cluster.yaml.`,
+      )
+      .action(async (names: string[], opts) => {
+        const { runNodeRole } = await import('./node-ops.js');
+        await runNodeRole(names, role, opts, ctx);
+      });
+  }
+
+  for (const availability of ['drain', 'activate'] as const) {
+    addOptions(node.command(availability).argument('<node...>', nodeArg), [
+      ...noTimeout,
+      ...sshOptions,
+      ...commonOptions,
+    ])
+      .description(
+        availability === 'drain'
+          ? 'Move every task off nodes (maintenance) and schedule nothing new on them. Runtime state: cluster.yaml is not changed.'
+          : 'Let drained nodes take tasks again. Runtime state: cluster.yaml is not changed.',
+      )
+      .addHelpText(
+        'after',
+        availability === 'drain'
+          ? `
+Examples:
+  $ cluster-cli node drain node3 --yes
+  $ cluster-cli node drain node2 node3 --dry-run --json`
+          : `
+Examples:
+  $ cluster-cli node activate node3 --yes`,
+      )
+      .action(async (names: string[], opts) => {
+        const { runNodeAvailability } = await import('./node-ops.js');
+        await runNodeAvailability(names, availability === 'drain' ? 'drain' : 'active', opts, ctx);
+      });
+  }
+
+  addOptions(node.command('remove').alias('rm').argument('<node...>', nodeArg), [
+    {
+      flags: '--force',
+      description:
+        'go on although quorum would be at risk, the node holds the PostgreSQL/Redis volumes, or it cannot be reached to leave (docker node rm --force); never removes the last manager',
+    },
+    ...changeOptions,
+    ...sshOptions,
+    ...commonOptions,
+  ])
+    .description(
+      'Take nodes out of the swarm one by one: drain, demote a manager, `docker swarm leave` on the node (over SSH, when it answers), `docker node rm` on a manager; then drop them from cluster.yaml.',
+    )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ cluster-cli node remove node4 --yes
+  $ cluster-cli node remove node2 --dry-run        # every step, in order
+  $ cluster-cli node rm node5 --force --yes        # node5 is gone for good and cannot leave itself
+Refused: the last manager (always); without --force, leaving fewer managers than a majority
+of today's, remaining reachable managers without quorum, or the node PostgreSQL and Redis live on.`,
+    )
+    .action(async (names: string[], opts) => {
+      const { runNodeRemove } = await import('./node-ops.js');
+      await runNodeRemove(names, opts, ctx);
+    });
+
   return program;
 }
 

@@ -329,6 +329,28 @@ describe('a five-node cluster from one init and one node join', () => {
     }
   });
 
+  it('node ls shows a manager whose dockerd stopped as down, and the cluster still answers', async () => {
+    const pid = Number(readFileSync(`${LAB_DIR}/lab2/dockerd.pid`, 'utf8').trim());
+    process.kill(pid, 'SIGTERM'); // a clean stop: dockerd takes its containerd with it
+    try {
+      let row: { name: string; status: string; manager?: string } | undefined;
+      for (let i = 0; i < 40; i++) {
+        const r = await runCli(['node', 'ls', ...ssh(), '--json', '-c', w.cfg]);
+        expect(r.code, r.stderr).toBe(0);
+        row = JSON.parse(r.stdout).find((x: { name: string }) => x.name === 'lab2');
+        if (row?.status === 'down') break;
+        await new Promise((res) => setTimeout(res, 1000));
+      }
+      expect(row?.status).toBe('down');
+      // the other managers keep quorum: the swarm still takes reads and writes
+      const svcs = await (d[0] as Docker).listServices();
+      expect(svcs.length).toBe(4);
+      await (d[0] as Docker).getNode('lab4').inspect();
+    } finally {
+      execFileSync(`${ROOT}scripts/lab`, ['up', '--hosts', '5'], { stdio: 'ignore' });
+    }
+  });
+
   it('apply from a file that adds a label and demotes a manager converges; a second apply plans nothing', async () => {
     const text = readFileSync(w.cfg, 'utf8');
     const cfg = parse(text);
@@ -355,26 +377,39 @@ describe('a five-node cluster from one init and one node join', () => {
     expect(readFileSync(w.cfg, 'utf8')).toContain('role: worker # demoted by apply');
   });
 
-  it('node ls shows a manager whose dockerd stopped as down, and the cluster still answers', async () => {
-    const pid = Number(readFileSync(`${LAB_DIR}/lab2/dockerd.pid`, 'utf8').trim());
-    process.kill(pid, 'SIGTERM'); // a clean stop: dockerd takes its containerd with it
-    try {
-      let row: { name: string; status: string; manager?: string } | undefined;
-      for (let i = 0; i < 40; i++) {
-        const r = await runCli(['node', 'ls', ...ssh(), '--json', '-c', w.cfg]);
-        expect(r.code, r.stderr).toBe(0);
-        row = JSON.parse(r.stdout).find((x: { name: string }) => x.name === 'lab2');
-        if (row?.status === 'down') break;
-        await new Promise((res) => setTimeout(res, 1000));
-      }
-      expect(row?.status).toBe('down');
-      // the other managers keep quorum: the swarm still takes reads and writes
-      const svcs = await (d[0] as Docker).listServices();
-      expect(svcs.length).toBe(4);
-      await (d[0] as Docker).getNode('lab4').inspect();
-    } finally {
-      execFileSync(`${ROOT}scripts/lab`, ['up', '--hosts', '5'], { stdio: 'ignore' });
-    }
+  it('node label, drain, activate, promote and remove change the swarm and keep cluster.yaml in step', async () => {
+    const run = async (...args: string[]) => {
+      const r = await runCli(['node', ...args, ...ssh(), '--yes', '--json', '-c', w.cfg]);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+      return r;
+    };
+    const nodeOf = async (name: string) =>
+      (await (d[0] as Docker).listNodes()).find((n) => n.Description?.Hostname === name);
+    const hostOf = (name: string) =>
+      parse(readFileSync(w.cfg, 'utf8')).hosts.find((x: { name: string }) => x.name === name);
+
+    await run('label', 'lab4', 'tier=batch', '--remove', 'zone');
+    expect((await nodeOf('lab4'))?.Spec?.Labels).toEqual({ tier: 'batch' });
+    expect(hostOf('lab4').labels).toEqual({ tier: 'batch' });
+    const again = await run('label', 'lab4', 'tier=batch', '--remove', 'zone', '--dry-run');
+    const steps = JSON.parse(again.stdout).plan.steps as { action: string }[];
+    expect(steps.filter((x) => x.action === 'change')).toEqual([]);
+
+    await run('drain', 'lab4');
+    expect((await nodeOf('lab4'))?.Spec?.Availability).toBe('drain');
+    await run('activate', 'lab4');
+    expect((await nodeOf('lab4'))?.Spec?.Availability).toBe('active');
+
+    await run('promote', 'lab3');
+    expect((await nodeOf('lab3'))?.Spec?.Role).toBe('manager');
+    expect(hostOf('lab3').role).toBe('manager');
+
+    await run('remove', 'lab4');
+    expect(await nodeOf('lab4')).toBeUndefined();
+    expect(await swarmState(d[3] as Docker)).toBe('inactive');
+    expect(hostOf('lab4')).toBeUndefined();
+    // the file still keeps the user's comments
+    expect(readFileSync(w.cfg, 'utf8')).toContain('# busybox: the overlay check after a join');
   });
 });
 

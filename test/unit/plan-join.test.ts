@@ -3,7 +3,12 @@ import { parseJoinTarget } from '../../src/cli/node-join.js';
 import { parseLabelArgs } from '../../src/cluster/labels.js';
 import { readNetcheck } from '../../src/cluster/netcheck.js';
 import { planApply } from '../../src/cluster/plan-apply.js';
-import { mergeJoinedHosts, planJoin, quorum } from '../../src/cluster/plan-join.js';
+import {
+  type JoinTarget,
+  mergeJoinedHosts,
+  planJoin,
+  quorum,
+} from '../../src/cluster/plan-join.js';
 import { blockedPortsError, joinPortNeeds } from '../../src/cluster/ports.js';
 import type { NodeFacts } from '../../src/cluster/probe.js';
 import { validateConfig } from '../../src/config/load.js';
@@ -33,14 +38,14 @@ const fresh = (hostname: string, addr: string, over = {}) =>
   freshDebianHost({ hostname, addresses: [addr], routeSrc: addr, ...over });
 
 describe('planJoin', () => {
-  const targets = [
+  const targets: JoinTarget[] = [
     {
       label: 'root@203.0.113.11',
       address: '203.0.113.11',
       user: 'root',
       facts: fresh('node2', '203.0.113.11'),
       advertiseAddr: '203.0.113.11',
-      role: 'manager' as const,
+      role: 'manager',
       labels: {},
     },
     {
@@ -52,7 +57,7 @@ describe('planJoin', () => {
         swarm: { state: 'unknown', isManager: false },
       }),
       advertiseAddr: '203.0.113.12',
-      role: 'worker' as const,
+      role: 'worker',
       labels: { db: 'primary' },
     },
   ];
@@ -96,7 +101,7 @@ describe('planJoin', () => {
         swarm: { state: 'active', isManager: false, nodeId: 'n3' },
       }),
       role: 'manager' as const,
-    } as (typeof targets)[number];
+    } as JoinTarget;
     const c = {
       ...cluster,
       nodes: [
@@ -130,7 +135,7 @@ describe('planJoin', () => {
       facts: fresh('node2', '203.0.113.11', {
         swarm: { state: 'active', isManager: true, clusterId: 'otherswarm00000', nodeId: 'x' },
       }),
-    } as (typeof targets)[number];
+    } as JoinTarget;
     expect(() => planJoin({ ...base, targets: [other] })).toThrow(
       'root@203.0.113.11 is a member of another swarm (otherswarm00000); nothing was joined.',
     );
@@ -159,7 +164,7 @@ describe('planJoin', () => {
     const { steps } = planJoin({
       ...base,
       cluster: c,
-      targets: [targets[0] as (typeof targets)[number]],
+      targets: [targets[0] as JoinTarget],
     });
     expect(steps.map((s) => [s.host, s.title])).toEqual([
       ['root@203.0.113.10', 'Remove the dead node entry node2 (dead1)'],
