@@ -107,7 +107,7 @@ export async function runNetcheck(
       const dead = tasks.filter((t) => ['failed', 'rejected', 'complete'].includes(t.Status.State));
       if (finished >= o.nodes.size || finished + dead.length >= o.nodes.size) break;
       if (Date.now() > deadline) break;
-      await new Promise((r) => setTimeout(r, 500));
+      await new Promise((r) => setTimeout(r, 250));
     }
     const ipToNode = new Map<string, string>();
     for (const t of tasks) {

@@ -110,14 +110,15 @@ export function netcheckServiceCreate(opts: {
 }): Cmd {
   const script = [
     'n=$1; svc=$2; ips=""',
-    'i=0; while [ "$i" -lt 40 ]; do',
+    'i=0; while [ "$i" -lt 80 ]; do',
     '  ips=$(nslookup "tasks.$svc" 2>/dev/null | sed -n "s/^Address[^:]*: *\\([0-9.]*\\).*/\\1/p" | grep -v "^127\\." | sort -u)',
-    '  [ "$(echo "$ips" | grep -c .)" -ge "$n" ] && break; i=$((i+1)); sleep 0.5',
+    '  [ "$(echo "$ips" | grep -c .)" -ge "$n" ] && break; i=$((i+1)); sleep 0.25',
     'done',
     'me=$(hostname -i | cut -d" " -f1)',
-    'for ip in $ips; do [ "$ip" = "$me" ] && continue',
-    '  if ping -c 2 -W 2 "$ip" >/dev/null 2>&1; then echo "NETCHECK $me $ip ok"; else echo "NETCHECK $me $ip fail"; fi',
-    'done',
+    // every peer at once; one packet, a second try before calling it blocked
+    'for ip in $ips; do [ "$ip" = "$me" ] && continue; (',
+    '  if ping -c 1 -W 2 "$ip" >/dev/null 2>&1 || ping -c 1 -W 2 "$ip" >/dev/null 2>&1; then echo "NETCHECK $me $ip ok"; else echo "NETCHECK $me $ip fail"; fi',
+    ') & done; wait',
     'echo "NETCHECK-DONE $me $(echo "$ips" | grep -c .)"',
     'exec sleep 600',
   ].join('\n');

@@ -285,7 +285,11 @@ function resources(r: Resources): Obj {
 }
 
 /**
- * One task at a time, rolled back when it fails within 30 s. Only the app starts
+ * One task at a time, rolled back when it fails. A task that fails its
+ * healthcheck never counts as running, so it fails the update whenever that
+ * happens; the monitor window only watches a healthy task for a crash right
+ * after, and 10 s of it is what every update (and a deploy's "done") waits
+ * for. Only the app starts
  * the new task first: the proxy's host ports and the databases' volumes can't be
  * held by two tasks at once.
  */
@@ -295,14 +299,14 @@ function rollout(order: 'start-first' | 'stop-first'): Obj {
       parallelism: 1,
       delay: '10s',
       failure_action: 'rollback',
-      monitor: '30s',
+      monitor: '10s',
       order,
     },
     rollback_config: {
       parallelism: 1,
       delay: '0s',
       failure_action: 'pause',
-      monitor: '30s',
+      monitor: '10s',
       order,
     },
     restart_policy: { condition: 'any', delay: '5s' },

@@ -315,7 +315,7 @@ describe('renderStack semantics', () => {
         parallelism: 1,
         delay: '10s',
         failure_action: 'rollback',
-        monitor: '30s',
+        monitor: '10s',
         order: role === 'app' ? 'start-first' : 'stop-first',
       });
       expect(d.rollback_config.parallelism).toBe(1);
