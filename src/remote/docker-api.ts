@@ -31,10 +31,8 @@ class StreamSocket extends Duplex {
     s.stdout.on('end', () => this.push(null));
     s.stdout.on('error', (e) => this.destroy(e));
     s.stdin.on('error', (e) => this.destroy(e));
-    s.done.then(
-      () => this.push(null),
-      (e: unknown) => this.destroy(e instanceof Error ? e : new Error(String(e))),
-    );
+    // stdout's end ends the socket; a failed command destroys it with its error.
+    s.done.catch((e: unknown) => this.destroy(e instanceof Error ? e : new Error(String(e))));
   }
   override _read(): void {
     this.#s.stdout.resume();

@@ -183,8 +183,8 @@ export class SshExecutor implements Executor {
     }
     const stderr: Buffer[] = [];
     channel.stderr.on('data', (d: Buffer) => stderr.push(d));
-    // Settled by the exit status (which comes after the last output), or by the
-    // channel closing without one: a caller that never reads stdout still learns
+    // Settled when the channel closes (all output delivered), or at the exit
+    // status when nobody reads stdout: a caller that never reads it still learns
     // how the command ended.
     const done = new Promise<RunResult>((resolve, reject) => {
       let settled = false;
@@ -212,10 +212,16 @@ export class SshExecutor implements Executor {
           ),
         );
       };
-      channel.on('exit', (code: number | null) => settle(code));
+      let exitCode: number | null = null;
+      channel.on('exit', (code: number | null) => {
+        exitCode = code;
+        // Someone reads stdout: settle on close, after the last byte reached them.
+        // Nobody does: close would never come, so the exit status is the end.
+        if (channel.readableFlowing !== true) settle(code);
+      });
       channel.on('close', () => {
         this.#release();
-        settle(null);
+        settle(exitCode);
       });
     });
     done.catch(() => {});

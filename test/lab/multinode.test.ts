@@ -1,5 +1,12 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
@@ -304,6 +311,31 @@ describe('a five-node cluster from one init and one node join', () => {
       );
       expect(readFileSync(w.cfg, 'utf8')).toBe(file);
     });
+
+    it('--rotate-token replaces both join tokens', async () => {
+      const tokens = async () =>
+        (
+          (await (d[0] as Docker).swarmInspect()) as {
+            JoinTokens: { Worker: string; Manager: string };
+          }
+        ).JoinTokens;
+      const before = await tokens();
+      const r = await runCli([
+        'node',
+        'join',
+        `${target(4)},worker`,
+        ...ssh(),
+        '--rotate-token',
+        '--yes',
+        '-c',
+        w.cfg,
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      const after = await tokens();
+      expect(after.Worker).not.toBe(before.Worker);
+      expect(after.Manager).not.toBe(before.Manager);
+      expect(r.stdout + r.stderr).not.toContain(after.Worker);
+    });
   });
 
   it('names the pair when 4789/udp is blocked between two nodes', async () => {
@@ -347,7 +379,10 @@ describe('a five-node cluster from one init and one node join', () => {
       expect(svcs.length).toBe(4);
       await (d[0] as Docker).getNode('lab4').inspect();
     } finally {
-      execFileSync(`${ROOT}scripts/lab`, ['up', '--hosts', '5'], { stdio: 'ignore' });
+      // a swarm manager's dockerd takes ~15 s to stop; start it again only then
+      for (let i = 0; i < 120 && existsSync(`/proc/${pid}`); i++)
+        await new Promise((res) => setTimeout(res, 500));
+      execFileSync(`${ROOT}scripts/lab`, ['up', '--hosts', '5'], { stdio: 'inherit' });
     }
   });
 
