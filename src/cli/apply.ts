@@ -3,9 +3,8 @@ import { type ApplyHost, planApply } from '../cluster/plan-apply.js';
 import { planJoin, quorum } from '../cluster/plan-join.js';
 import { UserError } from '../core/errors.js';
 import { changesOf, type Step } from '../core/plan.js';
-import { quoteArg } from '../core/quote.js';
 import type { HostSession } from '../core/session.js';
-import { hostTarget, openCluster, stackStepsFor } from './cluster.js';
+import { cfgFlag, hostTarget, openCluster, stackStepsFor } from './cluster.js';
 import type { SshFlags } from './connect.js';
 import type { Ctx } from './context.js';
 import {
@@ -124,7 +123,7 @@ export async function runApply(opts: ApplyOpts, ctx: Ctx): Promise<void> {
           step: f.step.title,
           error: f.error instanceof Error ? f.error.message : String(f.error),
         }));
-        const cfg = opts.config === 'cluster.yaml' ? '' : ` -c ${quoteArg(opts.config)}`;
+        const cfg = cfgFlag(opts);
         const lines = [
           '',
           changed.length
@@ -156,7 +155,7 @@ export async function runApply(opts: ApplyOpts, ctx: Ctx): Promise<void> {
     if (outcome.report.failed.size) {
       throw new UserError(
         `apply did not finish on ${[...outcome.report.failed.keys()].join(', ')} (the other changes were made).`,
-        `fix the cause, then run: cluster-cli apply${opts.config === 'cluster.yaml' ? '' : ` -c ${quoteArg(opts.config)}`} --yes`,
+        `fix the cause, then run: cluster-cli apply${cfgFlag(opts)} --yes`,
       );
     }
     throwOnOverlayProblems(after.state.netcheck);

@@ -3,10 +3,11 @@ import { planStack, stackRevision } from '../cluster/plan-init.js';
 import { type ClusterFacts, probeCluster, probeSwarm, type SwarmFacts } from '../cluster/probe.js';
 import { generateSecrets } from '../cluster/secrets.js';
 import { oldestVersion } from '../cluster/versions.js';
-import { readConfigInput, validateConfig } from '../config/load.js';
+import { DEFAULT_CONFIG_FILE, readConfigInput, validateConfig } from '../config/load.js';
 import type { Config, ConfigInput, Host } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
 import type { Step } from '../core/plan.js';
+import { quoteArg } from '../core/quote.js';
 import type { HostSession } from '../core/session.js';
 import { buildStackModel } from '../stack/model.js';
 import { renderStack } from '../stack/render.js';
@@ -26,6 +27,11 @@ export interface ClusterHandle {
     readonly swarm: SwarmFacts;
     readonly cluster: ClusterFacts;
   };
+}
+
+/** ` -c <file>` for the next commands we print, empty for the default cluster.yaml. */
+export function cfgFlag(opts: { config: string }): string {
+  return opts.config === DEFAULT_CONFIG_FILE ? '' : ` -c ${quoteArg(opts.config)}`;
 }
 
 export function configPath(ctx: Pick<Ctx, 'cwd'>, arg: string): string {

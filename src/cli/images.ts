@@ -2,34 +2,32 @@ import { isAbsolute, resolve } from 'node:path';
 import {
   type ImageIds,
   type ImagePushPlan,
+  imagePushSteps,
   mapLimit,
-  type PushEvent,
-  type PushOutcome,
   planImagePush,
   probeImageIds,
-  pushToTargets,
+  runCopyImages,
+  shortImageId,
 } from '../cluster/images.js';
 import { DEFAULT_CONFIG_FILE, loadConfig } from '../config/load.js';
 import { type Config, type Host, proxyImage } from '../config/schema.js';
+import type { ApplyReport } from '../core/apply.js';
 import { UserError } from '../core/errors.js';
-import type { Executor } from '../core/executor.js';
 import { quoteArg } from '../core/quote.js';
+import type { HostSession } from '../core/session.js';
 import { dockerVersion } from '../docker/commands.js';
-import { formatTable } from '../ui/table.js';
-import { confirmOrFail } from './ask.js';
-import { connectHost } from './connect.js';
-import type { ConnectTarget, Ctx } from './context.js';
+import { hostTarget } from './cluster.js';
+import { connectSession } from './connect.js';
+import type { Ctx } from './context.js';
+import { closeAll, type PipelineFlags, runPipeline } from './pipeline.js';
 
-export interface ImagesPushOpts {
+export interface ImagesPushOpts extends PipelineFlags {
   /** Positional image references; none → the images cluster.yaml's stack uses. */
   images?: string[];
   /** Only these nodes (names from cluster.yaml); default every host. */
   node?: string[];
   /** local: this machine's Docker; manager: the first manager. Default local when its daemon answers. */
   from?: 'local' | 'manager';
-  dryRun?: boolean;
-  yes?: boolean;
-  json?: boolean;
   identity?: string;
   knownHosts?: string;
   acceptNewHostKey?: boolean;
@@ -38,7 +36,7 @@ export interface ImagesPushOpts {
 
 /** Copies to run at once; each holds a `docker save` on the source and a `docker load` on its target. */
 const CONCURRENCY = 4;
-/** Seconds between progress lines of one copy. */
+/** Milliseconds between progress updates of one copy. */
 const PROGRESS_EVERY_MS = 2000;
 
 const IMAGE_REF = /^[A-Za-z0-9][A-Za-z0-9._/:@-]*$/;
@@ -48,15 +46,20 @@ type ImageStatus = 'copy' | 'copied' | 'present' | 'failed';
 interface NodeRun {
   readonly host: Host;
   label: string;
-  exec?: Executor;
+  session?: HostSession;
   ids?: ImageIds;
-  /** Why this node cannot be served (connect or probe failed), or why its copy failed. */
+  /** Why this node cannot be served (connect or probe failed): it is left out of the plan. */
   error?: Error;
-  outcome?: PushOutcome;
+}
+
+/** What one copy moved, recorded by the copy function (also for a copy that failed part way). */
+interface CopyRecord {
+  bytes: number;
+  ms: number;
 }
 
 interface Source {
-  readonly exec: Executor;
+  readonly session: HostSession;
   readonly from: 'local' | 'manager';
   /** The node name when the source is the first manager. */
   readonly node?: string;
@@ -65,16 +68,14 @@ interface Source {
 }
 
 /**
- * `cluster-cli images push`: connect → probe image IDs → plan → print (or
- * --json) → stop on --dry-run → confirm → stream `docker save | docker load`
- * to each node that lacks an image → summary. A node that fails does not stop
- * the others; the command then exits non-zero naming it and the retry command.
+ * `cluster-cli images push`: connect → probe image IDs → plan, then the shared
+ * pipeline (print or --json → stop on --dry-run → confirm → apply, where each
+ * node that lacks an image gets one streamed `docker save | docker load`, at
+ * most CONCURRENCY at once → summary). A node that fails does not stop the
+ * others; the command then exits non-zero naming it and the retry command.
  */
 export async function runImagesPush(opts: ImagesPushOpts, ctx: Ctx): Promise<void> {
   const t0 = performance.now();
-  const out = (s: string) => {
-    if (!opts.json) ctx.stdout.write(s);
-  };
 
   // 1. Input, checked before any host is contacted.
   const file = isAbsolute(opts.config) ? opts.config : resolve(ctx.cwd, opts.config);
@@ -99,29 +100,28 @@ export async function runImagesPush(opts: ImagesPushOpts, ctx: Ctx): Promise<voi
   const manager = config.hosts.find((h) => h.role === 'manager') ?? (config.hosts[0] as Host);
 
   const runs: NodeRun[] = nodes.map((host) => ({ host, label: plannedLabel(host) }));
-  const opened: Executor[] = [];
+  const opened: HostSession[] = [];
   try {
     // 2. Connect (host keys checked) and probe: read-only, also in --dry-run.
     const source = await openSource(ctx, opts, config, manager, opened);
-    out(`Source: ${describeSource(source)}\n`);
     await mapLimit(runs, ctx.interactive ? 1 : 8, async (r) => {
       try {
-        r.exec =
-          source.from === 'manager' && r.host.name === manager.name
-            ? source.exec
-            : await connectHost(ctx, connectTargetOf(r.host, config, opts));
-        if (r.exec !== source.exec) opened.push(r.exec);
-        r.label = r.exec.label;
+        if (source.from === 'manager' && r.host.name === manager.name) r.session = source.session;
+        else {
+          r.session = await connectSession(ctx, hostTarget(r.host, opts, config));
+          opened.push(r.session);
+        }
+        r.label = r.session.exec.label;
       } catch (err) {
         r.error = asError(err);
       }
     });
-    const sourceIds = await probeImageIds(source.exec, images);
+    const sourceIds = await probeImageIds(source.session.exec, images);
     await Promise.all(
       runs.map(async (r) => {
-        if (!r.exec) return;
+        if (!r.session) return;
         try {
-          r.ids = await probeImageIds(r.exec, images);
+          r.ids = await probeImageIds(r.session.exec, images);
         } catch (err) {
           r.error = asError(err);
         }
@@ -130,81 +130,68 @@ export async function runImagesPush(opts: ImagesPushOpts, ctx: Ctx): Promise<voi
 
     // 3. Plan (throws when an image is missing at the source).
     const reachable = runs.filter((r) => r.ids !== undefined);
-    const plan = planImagePush({
-      source: source.exec.label,
+    const push = planImagePush({
+      source: source.session.exec.label,
       sourceIds,
       targets: reachable.map((r) => ({ host: r.host.name, ids: r.ids as ImageIds })),
     });
-    const copies = plan.items.filter((i) => i.action === 'copy').length;
+    const plan = imagePushSteps(push, new Map(reachable.map((r) => [r.host.name, r.label])));
+    // The copy steps run on the nodes' sessions and read from the source's. A
+    // node that is the source's host (same label) gets no copy: it has the IDs.
+    const sessions = new Map<string, HostSession>([[source.session.exec.label, source.session]]);
+    for (const r of reachable)
+      if (!sessions.has(r.label)) sessions.set(r.label, r.session as HostSession);
 
-    if (opts.dryRun) {
-      if (opts.json) {
-        ctx.stdout.write(`${JSON.stringify(report(source, plan, runs, t0, true), null, 2)}\n`);
-      } else {
-        out(`${formatPushPlan(plan, runs)}\n\nDry run: nothing was copied.\n`);
-      }
-      failIfAny(runs, opts, explicit);
-      return;
-    }
-
-    out(`${formatPushPlan(plan, runs)}\n\n`);
-    if (copies > 0) {
-      await confirmOrFail(ctx, {
-        yes: Boolean(opts.yes),
-        what: `images push would copy ${copies} image(s) to ${plan.copies.length} node(s)`,
-        message: `Copy ${copies} image(s) to ${plan.copies.map((c) => c.host).join(', ')}?`,
-      });
-
-      // 4. Copy: one save → load stream per node, CONCURRENCY at a time.
-      out(`Copying from ${source.exec.label} (at most ${CONCURRENCY} nodes at a time):\n`);
-      const byName = new Map(runs.map((r) => [r.host.name, r]));
-      const ids = new Map(plan.images.map((i) => [i.image, i.id]));
-      const lastShown = new Map<string, number>();
-      const onEvent = (e: PushEvent) => {
-        if (e.type === 'start') {
-          lastShown.set(e.node, performance.now());
-          out(`  ${e.node}: copying ${e.images.join(', ')} ...\n`);
-        } else if (e.type === 'bytes') {
-          const now = performance.now();
-          if (now - (lastShown.get(e.node) ?? 0) >= PROGRESS_EVERY_MS) {
-            lastShown.set(e.node, now);
-            out(`  ${e.node}: ${formatBytes(e.bytes)} sent\n`);
-          }
-        } else if (e.outcome.ok) {
-          const { bytes, ms } = e.outcome;
-          out(
-            `  ${e.outcome.node}: done, ${formatBytes(bytes)} in ${(ms / 1000).toFixed(1)}s (${formatBytes((bytes / Math.max(ms, 1)) * 1000)}/s)\n`,
-          );
-        } else {
-          out(`  ${e.outcome.node}: FAILED: ${e.outcome.error.message}\n`);
+    // 4. The shared pipeline; the copy function records what each node received.
+    const copies = new Map<string, CopyRecord>();
+    const nodeOf = new Map(reachable.map((r) => [r.label, r.host.name]));
+    const outcome = await runPipeline(ctx, opts, {
+      name: 'images push',
+      plan,
+      sessions,
+      keepGoing: true,
+      maxParallel: CONCURRENCY,
+      preamble: {
+        text: formatPreamble(source, push, runs),
+        json: planned(source, push, runs),
+      },
+      async copy(action, from, to, status) {
+        const label = to.exec.label;
+        const node = nodeOf.get(label) ?? label;
+        const rec: CopyRecord = { bytes: 0, ms: 0 };
+        copies.set(label, rec);
+        const c0 = performance.now();
+        let shown = c0;
+        try {
+          await runCopyImages(action, from.exec, to.exec, {
+            ids: sourceIds,
+            onBytes: (bytes) => {
+              rec.bytes = bytes;
+              const now = performance.now();
+              if (now - shown < PROGRESS_EVERY_MS) return;
+              shown = now;
+              status(`${node}: ${formatBytes(bytes)} sent`);
+            },
+          });
+        } finally {
+          rec.ms = Math.round(performance.now() - c0);
         }
-      };
-      const outcomes = await pushToTargets(
-        source.exec,
-        plan.copies.map((c) => {
-          const r = byName.get(c.host) as NodeRun;
-          return {
-            node: c.host,
-            target: r.exec as Executor,
-            images: c.images.map((image) => ({ image, id: ids.get(image) as string })),
-          };
-        }),
-        { concurrency: CONCURRENCY, onEvent },
-      );
-      for (const o of outcomes) {
-        const r = byName.get(o.node) as NodeRun;
-        r.outcome = o;
-        if (!o.ok) r.error = o.error;
-      }
-    }
+        status(`${node}: done, ${formatRate(rec)}`);
+      },
+      summary(o) {
+        const doc = report(source, push, runs, { t0, report: o.report, copies });
+        return { text: `\n${formatSummary(doc)}\n`, json: doc };
+      },
+    });
 
-    // 5. Summary.
-    const doc = report(source, plan, runs, t0, false);
-    if (opts.json) ctx.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
-    else out(`\n${formatSummary(doc)}\n`);
-    failIfAny(runs, opts, explicit);
+    // 5. Exit: non-zero naming every node that did not get its images.
+    const failed = runs.flatMap((r) => {
+      const error = r.error ?? outcome.report.failed.get(r.label)?.error;
+      return error === undefined ? [] : [{ node: r.host.name, error: asError(error) }];
+    });
+    failIfAny(failed, opts, explicit);
   } finally {
-    await Promise.allSettled(opened.map((e) => e.close()));
+    await closeAll(new Set(opened));
   }
 }
 
@@ -228,35 +215,21 @@ export function selectNodes(config: Config, names: readonly string[]): Host[] {
   return config.hosts.filter((h) => wanted.includes(h.name));
 }
 
-/** Same mapping as init: the host's address/user/port, SSH files from the flags, else cluster.yaml's ssh:. */
-function connectTargetOf(host: Host, config: Config, opts: ImagesPushOpts): ConnectTarget {
-  const identityFile = opts.identity ?? config.ssh.identityFile;
-  const knownHostsFile = opts.knownHosts ?? config.ssh.knownHostsFile;
-  return {
-    ...(host.address ? { address: host.address } : {}),
-    ...(host.user ? { user: host.user } : {}),
-    ...(host.port ? { port: host.port } : {}),
-    ...(identityFile ? { identityFile } : {}),
-    ...(knownHostsFile ? { knownHostsFile } : {}),
-    acceptNewHostKey: Boolean(opts.acceptNewHostKey),
-  };
-}
-
 async function openSource(
   ctx: Ctx,
   opts: ImagesPushOpts,
   config: Config,
   manager: Host,
-  opened: Executor[],
+  opened: HostSession[],
 ): Promise<Source> {
   let note: string | undefined;
   if (opts.from !== 'manager') {
-    const local = await connectHost(ctx, { acceptNewHostKey: false });
+    const local = await connectSession(ctx, { acceptNewHostKey: false });
     opened.push(local);
     let why: string;
     try {
-      const r = await local.run(dockerVersion(), { allowFailure: true, timeoutMs: 15_000 });
-      if (r.exitCode === 0) return { exec: local, from: 'local' };
+      const r = await local.exec.run(dockerVersion(), { allowFailure: true, timeoutMs: 15_000 });
+      if (r.exitCode === 0) return { session: local, from: 'local' };
       why = (r.stderr.trim().split('\n').pop() ?? '') || `exit ${r.exitCode}`;
     } catch (err) {
       why = asError(err).message.split('\n')[0] ?? '';
@@ -269,14 +242,14 @@ async function openSource(
     }
     note = `no Docker daemon answers on this machine (${why})`;
   }
-  const exec = await connectHost(ctx, connectTargetOf(manager, config, opts));
-  opened.push(exec);
-  return { exec, from: 'manager', node: manager.name, ...(note ? { note } : {}) };
+  const session = await connectSession(ctx, hostTarget(manager, opts, config));
+  opened.push(session);
+  return { session, from: 'manager', node: manager.name, ...(note ? { note } : {}) };
 }
 
 function describeSource(s: Source): string {
   if (s.from === 'local') return 'this machine (local Docker)';
-  return `${s.node} (${s.exec.label}), the first manager${s.note ? `; ${s.note}` : ''}`;
+  return `${s.node} (${s.session.exec.label}), the first manager${s.note ? `; ${s.note}` : ''}`;
 }
 
 function plannedLabel(h: Host): string {
@@ -302,27 +275,39 @@ interface PushReport {
   copied: number;
   present: number;
   failed: string[];
-  timingsMs: { total: number };
+  timingsMs: { total: number; copy?: number };
 }
 
+/** What the plan means per node and image, before anything is copied: the --dry-run --json `preflight`. */
+function planned(source: Source, push: ImagePushPlan, runs: readonly NodeRun[]) {
+  const { dryRun: _, timingsMs: __, copied: ___, ...doc } = report(source, push, runs);
+  return doc;
+}
+
+/** Per node and image: present | copied | failed (or `copy` before apply), with bytes and time per node. */
 function report(
   source: Source,
-  plan: ImagePushPlan,
+  push: ImagePushPlan,
   runs: readonly NodeRun[],
-  t0: number,
-  dryRun: boolean,
+  applied?: {
+    t0: number;
+    report: ApplyReport;
+    copies: ReadonlyMap<string, CopyRecord>;
+  },
 ): PushReport {
   const nodes = runs.map((r): NodeReport => {
+    const f = applied?.report.failed.get(r.label);
+    const error = r.error ?? (f ? asError(f.error) : undefined);
+    const copy = applied?.copies.get(r.label);
     const items = new Map(
-      plan.items.filter((i) => i.host === r.host.name).map((i) => [i.image, i]),
+      push.items.filter((i) => i.host === r.host.name).map((i) => [i.image, i]),
     );
-    const images = plan.images.map(({ image }) => {
+    const images = push.images.map(({ image }) => {
       const item = items.get(image);
       let status: ImageStatus;
       if (item?.action === 'present') status = 'present';
-      else if (r.error) status = 'failed';
-      else if (dryRun) status = 'copy';
-      else status = r.outcome?.ok ? 'copied' : 'failed';
+      else if (error) status = 'failed';
+      else status = applied ? 'copied' : 'copy';
       return {
         image,
         status,
@@ -332,68 +317,66 @@ function report(
     return {
       node: r.host.name,
       host: r.label,
-      status: r.error ? 'failed' : 'ok',
-      bytes: r.outcome?.bytes ?? 0,
-      ms: Math.round(r.outcome?.ms ?? 0),
-      ...(r.error ? { error: r.error.message } : {}),
+      status: error ? 'failed' : 'ok',
+      bytes: copy?.bytes ?? 0,
+      ms: Math.round(copy?.ms ?? 0),
+      ...(error ? { error: error.message } : {}),
       images,
     };
   });
   const all = nodes.flatMap((n) => n.images);
+  const copyMs = applied?.report.waveMs.copy;
   return {
-    dryRun,
+    dryRun: !applied,
     source: {
       from: source.from,
-      host: source.exec.label,
+      host: source.session.exec.label,
       ...(source.node ? { node: source.node } : {}),
     },
-    images: plan.images.map((i) => ({ image: i.image, id: i.id })),
+    images: push.images.map((i) => ({ image: i.image, id: i.id })),
     nodes,
     copied: all.filter((i) => i.status === 'copied').length,
     present: all.filter((i) => i.status === 'present').length,
     failed: nodes.filter((n) => n.status === 'failed').map((n) => n.node),
-    timingsMs: { total: Math.round(performance.now() - t0) },
+    timingsMs: {
+      total: Math.round(performance.now() - (applied?.t0 ?? performance.now())),
+      ...(copyMs !== undefined ? { copy: Math.round(copyMs) } : {}),
+    },
   };
 }
 
-/** One row per (node, image): `+` will be copied, `=` already there with the same ID, `!` node failed. */
-export function formatPushPlan(plan: ImagePushPlan, runs: readonly NodeRun[]): string {
-  const rows: string[][] = [];
-  for (const r of runs) {
-    if (r.error) {
-      rows.push([r.host.name, '-', `! unreachable: ${firstLine(r.error.message)}`]);
-      continue;
-    }
-    for (const i of plan.items.filter((x) => x.host === r.host.name)) {
-      rows.push([
-        i.host,
-        i.image,
-        i.action === 'present'
-          ? '= present (same ID)'
-          : `+ copy${i.replaces ? ` (replaces ${shortId(i.replaces)})` : ''}`,
-      ]);
+/** Printed before the plan: the source, its images, and the nodes left out because they could not be probed. */
+function formatPreamble(source: Source, push: ImagePushPlan, runs: readonly NodeRun[]): string {
+  const lines = [
+    `Source: ${describeSource(source)}`,
+    'Images on the source:',
+    ...push.images.map((i) => `  ${i.image}  ${shortImageId(i.id)}`),
+  ];
+  const unreachable = runs.filter((r) => r.error);
+  if (unreachable.length) {
+    lines.push('Not in the plan (connect or probe failed):');
+    for (const r of unreachable) {
+      lines.push(`  ${r.host.name} (${r.label}): ${firstLine(r.error?.message ?? '')}`);
     }
   }
-  const images = plan.images.map((i) => `  ${i.image}  ${shortId(i.id)}`).join('\n');
-  const copies = plan.items.filter((i) => i.action === 'copy').length;
-  const present = plan.items.length - copies;
-  return [
-    `Images on the source:\n${images}`,
-    '',
-    formatTable(['node', 'image', 'action'], rows),
-    '',
-    `${copies} to copy to ${plan.copies.length} node(s), ${present} already present.`,
-  ].join('\n');
+  if (push.copies.length > 1) {
+    lines.push(
+      `Each node gets its own docker save | docker load stream, at most ${CONCURRENCY} at a time.`,
+    );
+  }
+  return lines.join('\n');
 }
 
 function formatSummary(doc: PushReport): string {
   const ok = doc.nodes.filter((n) => n.status === 'ok');
-  const bytes = ok.reduce((s, n) => s + n.bytes, 0);
+  const got = ok.filter((n) => n.images.some((i) => i.status === 'copied'));
+  const bytes = got.reduce((s, n) => s + n.bytes, 0);
   const lines = [
     doc.copied > 0
-      ? `Copied ${doc.copied} image(s) to ${ok.filter((n) => n.bytes > 0).length} node(s), ${formatBytes(bytes)} in all; ${doc.present} already present.`
+      ? `Copied ${doc.copied} image(s) to ${got.length} node(s), ${formatBytes(bytes)} in all; ${doc.present} already present.`
       : `Nothing copied: ${doc.present} image(s) already present.`,
   ];
+  for (const n of got) lines.push(`  ${n.node} (${n.host}): ${formatRate(n)}`);
   for (const n of doc.nodes.filter((x) => x.status === 'failed')) {
     lines.push(`  ${n.node} (${n.host}) FAILED: ${firstLine(n.error ?? '')}`);
   }
@@ -401,13 +384,16 @@ function formatSummary(doc: PushReport): string {
 }
 
 /** Exit non-zero naming the failed nodes and the command that retries only them. */
-function failIfAny(runs: readonly NodeRun[], opts: ImagesPushOpts, explicit: string[]): void {
-  const failed = runs.filter((r) => r.error);
+function failIfAny(
+  failed: readonly { node: string; error: Error }[],
+  opts: ImagesPushOpts,
+  explicit: string[],
+): void {
   if (failed.length === 0) return;
   const retry = [
     'cluster-cli images push',
     ...(opts.config !== DEFAULT_CONFIG_FILE ? ['-c', quoteArg(opts.config)] : []),
-    ...failed.flatMap((r) => ['--node', quoteArg(r.host.name)]),
+    ...failed.flatMap((f) => ['--node', quoteArg(f.node)]),
     ...(opts.from ? ['--from', opts.from] : []),
     ...(opts.identity ? ['--identity', quoteArg(opts.identity)] : []),
     ...(opts.knownHosts ? ['--known-hosts', quoteArg(opts.knownHosts)] : []),
@@ -415,10 +401,15 @@ function failIfAny(runs: readonly NodeRun[], opts: ImagesPushOpts, explicit: str
     ...explicit.map(quoteArg),
   ].join(' ');
   throw new UserError(
-    `images push failed on ${failed.map((r) => `${r.host.name} (${firstLine(r.error?.message ?? '')})`).join('; ')}.`,
+    `images push failed on ${failed.map((f) => `${f.node} (${firstLine(f.error.message)})`).join('; ')}.`,
     retry,
     1,
   );
+}
+
+/** `300.0 kB in 0.1s (3.0 MB/s)` */
+function formatRate({ bytes, ms }: { bytes: number; ms: number }): string {
+  return `${formatBytes(bytes)} in ${(ms / 1000).toFixed(1)}s (${formatBytes((bytes / Math.max(ms, 1)) * 1000)}/s)`;
 }
 
 export function formatBytes(n: number): string {
@@ -433,7 +424,6 @@ export function formatBytes(n: number): string {
   return `${v.toFixed(1)} ${units[u]}`;
 }
 
-const shortId = (id: string) => id.replace(/^sha256:/, '').slice(0, 12);
 const firstLine = (s: string) => s.split('\n')[0] ?? '';
 const asError = (err: unknown) => (err instanceof Error ? err : new Error(String(err)));
 

@@ -17,7 +17,7 @@ import { quoteArg } from '../core/quote.js';
 import type { HostSession } from '../core/session.js';
 import { joinTokenRotate, type Role } from '../docker/swarm.js';
 import { parseTarget } from '../remote/ssh-config.js';
-import { type ClusterHandle, openCluster, stackStepsFor } from './cluster.js';
+import { type ClusterHandle, cfgFlag, openCluster, stackStepsFor } from './cluster.js';
 import { connectTarget, type SshFlags } from './connect.js';
 import type { Ctx } from './context.js';
 import {
@@ -267,7 +267,7 @@ export function throwOnOverlayProblems(netcheck: NetcheckReport | undefined): vo
 }
 
 function retryCommand(targets: readonly JoinTarget[], opts: NodeJoinOpts): string {
-  const cfg = opts.config === 'cluster.yaml' ? '' : ` -c ${quoteArg(opts.config)}`;
+  const cfg = cfgFlag(opts);
   const who = targets
     .map((t) => {
       const where = t.user ? `${t.user}@${t.address}${t.port ? `:${t.port}` : ''}` : t.address;
@@ -326,7 +326,7 @@ function joinSummary(
     lines.push(
       `warning: an even number of managers (${managers}) tolerates no more failures than ${managers - 1}`,
     );
-  const cfg = opts.config === 'cluster.yaml' ? '' : ` -c ${quoteArg(opts.config)}`;
+  const cfg = cfgFlag(opts);
   lines.push('', 'Next:', `  cluster-cli node ls${cfg}   # every node, its role and labels`, '');
   return {
     text: lines.join('\n'),

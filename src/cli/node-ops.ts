@@ -33,7 +33,7 @@ import type { HostSession } from '../core/session.js';
 import type { Role } from '../docker/swarm.js';
 import { stackServiceNames } from '../stack/model.js';
 import { formatTable } from '../ui/table.js';
-import { type ClusterHandle, hostTarget, openCluster, stackStepsFor } from './cluster.js';
+import { type ClusterHandle, cfgFlag, hostTarget, openCluster, stackStepsFor } from './cluster.js';
 import { connectSession, type SshFlags } from './connect.js';
 import type { Ctx } from './context.js';
 import { converge } from './converge-progress.js';
@@ -656,10 +656,6 @@ function parseTimeout(v: string | undefined): number | undefined {
       `--timeout ${JSON.stringify(v)}: must be a whole number of seconds from 10 to 3600`,
     );
   return t;
-}
-
-function cfgFlag(opts: { config: string }): string {
-  return opts.config === 'cluster.yaml' ? '' : ` -c ${quoteArg(opts.config)}`;
 }
 
 /** JSON with sorted keys: equal data, equal text. */

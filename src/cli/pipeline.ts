@@ -1,4 +1,5 @@
 import { type ApplyReport, apply } from '../core/apply.js';
+import type { CopyImages } from '../core/copy.js';
 import { UserError } from '../core/errors.js';
 import { changesOf, formatPlan, type Plan, planToJson } from '../core/plan.js';
 import type { HostSession } from '../core/session.js';
@@ -35,6 +36,18 @@ export interface Operation {
   readonly preamble?: { readonly text: string; readonly json: unknown };
   /** A failed host stops only its own steps; the summary reports it. */
   readonly keepGoing?: boolean;
+  /** At most this many hosts of a wave at once (default: all). */
+  readonly maxParallel?: number;
+  /**
+   * Runs the plan's CopyImages actions (apply's `copy`); `status` replaces the
+   * progress line (e.g. bytes sent so far).
+   */
+  copy?(
+    action: CopyImages,
+    from: HostSession,
+    to: HostSession,
+    status: (text: string) => void,
+  ): Promise<void>;
   /** Runs after the confirmation, right before the first change (e.g. note the daemon's clock). */
   beforeApply?(): Promise<void>;
   /** Runs after apply (also when nothing changed): wait until the new revision runs. */
@@ -86,6 +99,7 @@ export async function runPipeline(ctx: Ctx, flags: PipelineFlags, op: Operation)
   }
 
   const mode = progressMode(ctx, flags.json);
+  const copy = op.copy?.bind(op);
   let report: ApplyReport = EMPTY_REPORT;
   await op.beforeApply?.();
   if (changes.length) {
@@ -100,7 +114,11 @@ export async function runPipeline(ctx: Ctx, flags: PipelineFlags, op: Operation)
               onStepStart: (s) => status(`[${s.host}] ${s.title}`),
               onStepFailed: (s, e) => status(`[${s.host}] FAILED: ${s.title}: ${firstLine(e)}`),
             },
-            { keepGoing: Boolean(op.keepGoing) },
+            {
+              keepGoing: Boolean(op.keepGoing),
+              ...(op.maxParallel ? { maxParallel: op.maxParallel } : {}),
+              ...(copy ? { copy: (a, from, to) => copy(a, from, to, status) } : {}),
+            },
           );
         },
       },

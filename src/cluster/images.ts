@@ -1,13 +1,16 @@
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { type CopyImages, copyImages } from '../core/copy.js';
 import { CommandError, UserError } from '../core/errors.js';
 import type { Executor, Stream } from '../core/executor.js';
+import { change, type Plan, type Step, unchanged } from '../core/plan.js';
 import { imageInspectId, imageLoad, imageSave } from '../docker/images.js';
 
 /**
  * Images copied host to host without a registry: `docker save` on the source
  * piped into `docker load` on each target, over the SSH connections already
- * open. Probe → plan (pure) → push.
+ * open. Probe → plan (pure) → steps for the shared pipeline, whose apply()
+ * runs each copy through runCopyImages.
  */
 
 /** Image reference → its ID on one host; undefined: the host does not have it. */
@@ -229,78 +232,80 @@ function describeFailure(
   return err;
 }
 
-export interface PushJob {
-  /** The node's name, as reported in events and outcomes. */
-  readonly node: string;
-  readonly target: Executor;
-  /** Images to send and the ID each must have on the target afterwards. */
-  readonly images: readonly { readonly image: string; readonly id: string }[];
+/**
+ * apply()'s copy for a CopyImages step: `docker save` on the source streamed
+ * into `docker load` on the target (pushImages), then the images' IDs on the
+ * target checked against the source's (`ids`): a name that still points at
+ * another image afterwards is a failed copy, not a success.
+ */
+export async function runCopyImages(
+  action: CopyImages,
+  source: Executor,
+  target: Executor,
+  opts: { ids: ImageIds; onBytes?: (bytes: number) => void },
+): Promise<PushResult> {
+  const r = await pushImages(source, target, action.refs, {
+    ...(opts.onBytes ? { onBytes: opts.onBytes } : {}),
+  });
+  const now = await probeImageIds(target, action.refs);
+  const wrong = action.refs.filter((ref) => now.get(ref) !== opts.ids.get(ref));
+  if (wrong.length) {
+    throw new ImagePushError(
+      target.label,
+      wrong,
+      new Error(
+        `after docker load the target has ${wrong.map((ref) => `${ref} = ${now.get(ref) ?? 'nothing'}`).join(', ')}, not the source's ${wrong.map((ref) => opts.ids.get(ref)).join(', ')}`,
+      ),
+    );
+  }
+  return r;
 }
-
-export type PushOutcome =
-  | { readonly node: string; readonly ok: true; readonly bytes: number; readonly ms: number }
-  | {
-      readonly node: string;
-      readonly ok: false;
-      readonly bytes: number;
-      readonly ms: number;
-      readonly error: Error;
-    };
-
-export type PushEvent =
-  | { readonly type: 'start'; readonly node: string; readonly images: readonly string[] }
-  | { readonly type: 'bytes'; readonly node: string; readonly bytes: number }
-  | { readonly type: 'done'; readonly outcome: PushOutcome };
 
 /**
- * Push to every target, at most `concurrency` at a time, each with its own
- * save stream from the source (the source's disk is read once per target;
- * in exchange nothing is buffered for a slow target). A failed target does
- * not stop the others: every job ends in an outcome. After loading, the
- * images' IDs on the target are checked against the source's.
+ * The push as a Plan for the shared pipeline: per node, an unchanged step for
+ * each image it already has with the same ID, and one step (all of them in
+ * the `copy` wave, so they run at once) streaming the rest from the source in
+ * one save | load. Every node gets its own save stream from the source (the
+ * source's disk is read once per node; in exchange nothing is buffered for a
+ * slow node). `labels` maps each node to its session label.
  */
-export async function pushToTargets(
-  source: Executor,
-  jobs: readonly PushJob[],
-  opts: { concurrency?: number; onEvent?: (e: PushEvent) => void } = {},
-): Promise<PushOutcome[]> {
-  const emit = opts.onEvent ?? (() => {});
-  return mapLimit(jobs, opts.concurrency ?? 4, async (job): Promise<PushOutcome> => {
-    const refs = job.images.map((i) => i.image);
-    const t0 = performance.now();
-    let bytes = 0;
-    let outcome: PushOutcome;
-    emit({ type: 'start', node: job.node, images: refs });
-    try {
-      const r = await pushImages(source, job.target, refs, {
-        onBytes: (b) => {
-          bytes = b;
-          emit({ type: 'bytes', node: job.node, bytes: b });
-        },
-      });
-      const now = await probeImageIds(job.target, refs);
-      const wrong = job.images.filter((i) => now.get(i.image) !== i.id);
-      if (wrong.length) {
-        throw new ImagePushError(
-          job.target.label,
-          wrong.map((i) => i.image),
-          new Error(
-            `after docker load the target has ${wrong.map((i) => `${i.image} = ${now.get(i.image) ?? 'nothing'}`).join(', ')}, not the source's ${wrong.map((i) => i.id).join(', ')}`,
-          ),
-        );
-      }
-      outcome = { node: job.node, ok: true, bytes: r.bytes, ms: performance.now() - t0 };
-    } catch (err) {
-      const error =
-        err instanceof Error
-          ? err
-          : new ImagePushError(job.target.label, refs, new Error(String(err)));
-      outcome = { node: job.node, ok: false, bytes, ms: performance.now() - t0, error };
+export function imagePushSteps(push: ImagePushPlan, labels: ReadonlyMap<string, string>): Plan {
+  const steps: Step[] = [];
+  const nodes = [...new Set(push.items.map((i) => i.host))];
+  for (const node of nodes) {
+    const label = labels.get(node);
+    if (label === undefined) throw new Error(`no session label for node ${node}`);
+    const items = push.items.filter((i) => i.host === node);
+    for (const i of items.filter((x) => x.action === 'present')) {
+      steps.push(
+        unchanged(`present:${node}:${i.image}`, label, `${i.image} on ${node}`, 'present, same ID'),
+      );
     }
-    emit({ type: 'done', outcome });
-    return outcome;
-  });
+    const send = items.filter((x) => x.action === 'copy');
+    if (send.length === 0) continue;
+    const what = send
+      .map((i) => `${i.image}${i.replaces ? ` (replaces ${shortImageId(i.replaces)})` : ''}`)
+      .join(', ');
+    steps.push(
+      change(
+        `copy:${node}`,
+        label,
+        `Copy ${what} to ${node}`,
+        [
+          copyImages(
+            push.source,
+            send.map((i) => i.image),
+          ),
+        ],
+        { wave: 'copy' },
+      ),
+    );
+  }
+  return { title: `images push from ${push.source}`, steps };
 }
+
+/** The first 12 hex digits of an image ID, as `docker image ls` shows it. */
+export const shortImageId = (id: string) => id.replace(/^sha256:/, '').slice(0, 12);
 
 /** fn over items with at most `limit` running at once; results in input order. */
 export async function mapLimit<T, R>(

@@ -1,8 +1,12 @@
 import { type ApiRequest, formatApiRequest, isApiRequest } from './api.js';
 import { type Cmd, formatCmd } from './cmd.js';
+import { type CopyImages, formatCopyImages, isCopyImages } from './copy.js';
 
-/** What a step does: a command on the host, or a Docker Engine API call to it. */
-export type Action = Cmd | ApiRequest;
+/**
+ * What a step does: a command on the host, a Docker Engine API call to it, or
+ * images streamed to it from another host.
+ */
+export type Action = Cmd | ApiRequest | CopyImages;
 
 /** One unit of change on one host. `unchanged` steps are shown, never run. */
 export interface Step {
@@ -53,7 +57,8 @@ export function changesOf(plan: Plan): Step[] {
 }
 
 export function formatAction(a: Action): string {
-  return isApiRequest(a) ? formatApiRequest(a) : formatCmd(a);
+  if (isApiRequest(a)) return formatApiRequest(a);
+  return isCopyImages(a) ? formatCopyImages(a) : formatCmd(a);
 }
 
 /** Plain-text plan: `+` will change, `=` already as wanted; each command redacted and quoted. */

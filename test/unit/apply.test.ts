@@ -2,9 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { apiRequest, type DockerApi } from '../../src/core/api.js';
 import { apply } from '../../src/core/apply.js';
 import { type Cmd, cmd } from '../../src/core/cmd.js';
+import { type CopyImages, copyImages } from '../../src/core/copy.js';
 import { CommandError } from '../../src/core/errors.js';
 import type { Executor } from '../../src/core/executor.js';
-import { change, type Plan, unchanged } from '../../src/core/plan.js';
+import { change, formatAction, formatPlan, type Plan, unchanged } from '../../src/core/plan.js';
 import { secret } from '../../src/core/secret.js';
 import type { HostSession } from '../../src/core/session.js';
 
@@ -12,7 +13,10 @@ import type { HostSession } from '../../src/core/session.js';
  * apply() with recording sessions (no host: apply's ordering, waves and
  * keep-going are what is under test; the lab tests run the real thing).
  */
-function recorder(failOn: (host: string, c: Cmd) => boolean = () => false) {
+function recorder(
+  failOn: (host: string, c: Cmd) => boolean = () => false,
+  hosts: readonly string[] = ['m', 'a', 'b'],
+) {
   const log: string[] = [];
   let running = 0;
   let maxRunning = 0;
@@ -40,7 +44,7 @@ function recorder(failOn: (host: string, c: Cmd) => boolean = () => false) {
     };
     return { exec, docker: () => api, close: async () => {} };
   };
-  const sessions = new Map(['m', 'a', 'b'].map((h) => [h, session(h)]));
+  const sessions = new Map(hosts.map((h) => [h, session(h)]));
   return { log, sessions, maxRunning: () => maxRunning };
 }
 
@@ -125,5 +129,99 @@ describe('apply', () => {
     await apply(plan, r.sessions);
     // the recorder stringifies the body as a printer would: redacted
     expect(r.log).toEqual(['a: API POST /swarm/join {"JoinToken":"[REDACTED]"}']);
+  });
+
+  const five = ['h1', 'h2', 'h3', 'h4', 'h5'];
+  const waveOf = (hosts: readonly string[]): Plan => ({
+    title: 't',
+    steps: hosts.map((h) => change(h, h, h, [cmd(['work', h])], { wave: 'w' })),
+  });
+
+  it('maxParallel: at most that many hosts of a wave at once, the next as one ends', async () => {
+    const r = recorder(undefined, five);
+    const report = await apply(waveOf(five), r.sessions, {}, { maxParallel: 2 });
+    expect(r.maxRunning()).toBe(2);
+    expect(r.log).toHaveLength(5);
+    expect(report.timings.map((t) => t.id).sort()).toEqual(five);
+    expect(report.waveMs.w).toBeGreaterThan(0);
+
+    const all = recorder(undefined, five);
+    await apply(waveOf(five), all.sessions);
+    expect(all.maxRunning()).toBe(5);
+  });
+
+  it('maxParallel without keepGoing: after a failure no further host is started', async () => {
+    const r = recorder((host) => host === 'h1', five);
+    await expect(apply(waveOf(five), r.sessions, {}, { maxParallel: 2 })).rejects.toBeInstanceOf(
+      CommandError,
+    );
+    // h1 fails while h2 runs; h2 finishes, h3..h5 never start
+    expect(r.log).toEqual(['h1: work h1', 'h2: work h2']);
+  });
+
+  it('maxParallel with keepGoing: a failed host frees its slot for the next', async () => {
+    const r = recorder((host) => host === 'h1', five);
+    const report = await apply(waveOf(five), r.sessions, {}, { maxParallel: 2, keepGoing: true });
+    expect([...report.failed.keys()]).toEqual(['h1']);
+    expect(r.log).toHaveLength(5);
+    expect(r.maxRunning()).toBe(2);
+  });
+
+  it('rejects a maxParallel below 1', async () => {
+    const r = recorder();
+    await expect(apply(waveOf(['a']), r.sessions, {}, { maxParallel: 0 })).rejects.toThrow(
+      RangeError,
+    );
+  });
+
+  it('CopyImages: printed as the pipe, run by the injected copy from the source’s session to the step’s', async () => {
+    const r = recorder();
+    const action = copyImages('m', ['app:1', 'redis:7-alpine']);
+    expect(formatAction(action)).toBe('docker save app:1 redis:7-alpine | docker load  (from m)');
+    const plan: Plan = {
+      title: 'push',
+      steps: [
+        change('copy:a', 'a', 'Copy to a', [action], { wave: 'copy' }),
+        change('copy:b', 'b', 'Copy to b', [copyImages('m', ['app:1'])], { wave: 'copy' }),
+      ],
+    };
+    expect(formatPlan(plan)).toBe(
+      [
+        'push: 2 to change, 0 unchanged',
+        '  + [a] Copy to a',
+        '      $ docker save app:1 redis:7-alpine | docker load  (from m)',
+        '  + [b] Copy to b',
+        '      $ docker save app:1 | docker load  (from m)',
+      ].join('\n'),
+    );
+    const calls: string[] = [];
+    const copy = async (c: CopyImages, from: HostSession, to: HostSession) => {
+      calls.push(`${from.exec.label} -> ${to.exec.label}: ${c.refs.join(' ')}`);
+      if (to.exec.label === 'b') throw new Error('no space left on device');
+    };
+    const report = await apply(plan, r.sessions, {}, { copy, keepGoing: true, maxParallel: 4 });
+    expect(calls.sort()).toEqual(['m -> a: app:1 redis:7-alpine', 'm -> b: app:1']);
+    expect(report.timings.map((t) => t.id)).toEqual(['copy:a']);
+    expect(String(report.failed.get('b')?.error)).toContain('no space left on device');
+    // no command ran anywhere: a copy is not a Cmd
+    expect(r.log).toEqual([]);
+  });
+
+  it('a CopyImages without a copy function, or from a host without a session, fails before any step runs', async () => {
+    const r = recorder();
+    const plan = (from: string): Plan => ({
+      title: 't',
+      steps: [
+        change('first', 'a', 'first', [cmd(['first'])]),
+        change('copy:b', 'b', 'Copy to b', [copyImages(from, ['app:1'])]),
+      ],
+    });
+    await expect(apply(plan('m'), r.sessions)).rejects.toThrow(
+      'step copy:b copies images, but apply() was given no copy',
+    );
+    await expect(apply(plan('x'), r.sessions, {}, { copy: async () => {} })).rejects.toThrow(
+      'no session for host x (source of copy:b)',
+    );
+    expect(r.log).toEqual([]);
   });
 });

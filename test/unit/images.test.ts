@@ -7,14 +7,18 @@ import type { ConnectTarget, Ctx } from '../../src/cli/context.js';
 import { main } from '../../src/cli/main.js';
 import {
   ImagePushError,
+  imagePushSteps,
   mapLimit,
   planImagePush,
   probeImageIds,
   pushImages,
+  runCopyImages,
 } from '../../src/cluster/images.js';
 import type { Cmd } from '../../src/core/cmd.js';
+import { copyImages } from '../../src/core/copy.js';
 import { CommandError, UserError } from '../../src/core/errors.js';
 import type { Executor, RunOptions, RunResult, Stream } from '../../src/core/executor.js';
+import { formatPlan } from '../../src/core/plan.js';
 import { imageInspectId, imageLoad, imageSave } from '../../src/docker/images.js';
 
 const ID_A = `sha256:${'a'.repeat(64)}`;
@@ -91,6 +95,43 @@ describe('planImagePush', () => {
     expect(run).toThrow(
       'Image not found on root@10.0.0.1 (the source): app:2. Nothing was copied.',
     );
+  });
+
+  it('as pipeline steps: one copy step per node that lacks images, in one wave; = for the rest', () => {
+    const push = planImagePush({
+      source: 'root@10.0.0.1',
+      sourceIds: ids({ 'app:1': ID_A, 'redis:7': ID_B }),
+      targets: [
+        { host: 'node1', ids: ids({ 'app:1': ID_A, 'redis:7': ID_B }) },
+        { host: 'node2', ids: ids({ 'app:1': undefined, 'redis:7': ID_B }) },
+        { host: 'node3', ids: ids({ 'app:1': ID_OLD, 'redis:7': undefined }) },
+      ],
+    });
+    const labels = new Map([
+      ['node1', 'root@10.0.0.1'],
+      ['node2', 'root@10.0.0.2'],
+      ['node3', 'deploy@10.0.0.3:2222'],
+    ]);
+    const plan = imagePushSteps(push, labels);
+    expect(formatPlan(plan)).toBe(
+      [
+        'images push from root@10.0.0.1: 2 to change, 3 unchanged',
+        '  = [root@10.0.0.1] app:1 on node1 (present, same ID)',
+        '  = [root@10.0.0.1] redis:7 on node1 (present, same ID)',
+        '  = [root@10.0.0.2] redis:7 on node2 (present, same ID)',
+        '  + [root@10.0.0.2] Copy app:1 to node2',
+        '      $ docker save app:1 | docker load  (from root@10.0.0.1)',
+        '  + [deploy@10.0.0.3:2222] Copy app:1 (replaces 000000000000), redis:7 to node3',
+        '      $ docker save app:1 redis:7 | docker load  (from root@10.0.0.1)',
+      ].join('\n'),
+    );
+    const changes = plan.steps.filter((st) => st.action === 'change');
+    expect(changes.map((st) => [st.id, st.wave])).toEqual([
+      ['copy:node2', 'copy'],
+      ['copy:node3', 'copy'],
+    ]);
+    expect(changes[1]?.cmds).toEqual([copyImages('root@10.0.0.1', ['app:1', 'redis:7'])]);
+    expect(() => imagePushSteps(push, new Map())).toThrow('no session label for node node1');
   });
 });
 
@@ -302,6 +343,41 @@ describe('pushImages (save → load, streamed)', () => {
   });
 });
 
+describe('runCopyImages (the copy apply() is given)', () => {
+  it('streams, then checks the IDs on the target against the source’s', async () => {
+    const source = new FakeExecutor('root@n1', new Map(), (_c, self) => saveStream(1000, self));
+    const target = new FakeExecutor('root@n2', new Map(), (_c, self) => {
+      target.images.set('app:1', ID_A);
+      return loadStream(self);
+    });
+    const seen: number[] = [];
+    const r = await runCopyImages(copyImages('root@n1', ['app:1']), source, target, {
+      ids: new Map([['app:1', ID_A]]),
+      onBytes: (b) => seen.push(b),
+    });
+    expect(r.bytes).toBe(1000);
+    expect(seen.at(-1)).toBe(1000);
+    expect(target.ran.map((a) => a.join(' '))).toEqual([
+      'docker image inspect --format {{.Id}} app:1',
+    ]);
+  });
+
+  it('a name that points at another image after docker load is a failed copy', async () => {
+    const source = new FakeExecutor('root@n1', new Map(), (_c, self) => saveStream(1000, self));
+    const target = new FakeExecutor('root@n2', new Map(), (_c, self) => {
+      target.images.set('app:1', ID_OLD);
+      return loadStream(self);
+    });
+    const err = await runCopyImages(copyImages('root@n1', ['app:1']), source, target, {
+      ids: new Map([['app:1', ID_A]]),
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ImagePushError);
+    expect((err as Error).message).toBe(
+      `root@n2: copying app:1 failed: after docker load the target has app:1 = ${ID_OLD}, not the source's ${ID_A}`,
+    );
+  });
+});
+
 describe('mapLimit', () => {
   it('runs at most `limit` at once and keeps the input order', async () => {
     let running = 0;
@@ -329,12 +405,12 @@ hosts:
   - { name: node3, address: 10.0.0.3 }
 `;
 
-  function harness(hosts: Record<string, FakeExecutor | Error>) {
+  function harness(hosts: Record<string, FakeExecutor | Error>, config = CONFIG) {
     let stdout = '';
     let stderr = '';
     const connected: string[] = [];
     const cwd = mkdtempSync(join(tmpdir(), 'cluster-cli-images-'));
-    writeFileSync(join(cwd, 'cluster.yaml'), CONFIG);
+    writeFileSync(join(cwd, 'cluster.yaml'), config);
     const ctx: Ctx = {
       stdout: { write: (s: string) => (stdout += s) },
       stderr: { write: (s: string) => (stderr += s) },
@@ -385,10 +461,13 @@ hosts:
     const n3 = new FakeExecutor('root@10.0.0.3', new Map([['app:1', ID_A]]));
     const h = harness({ local: local(), '10.0.0.1': n1, '10.0.0.2': n2, '10.0.0.3': n3 });
     expect(await h.run('images', 'push', 'app:1', '--dry-run', '--json')).toBe(0);
+    // the shared pipeline's dry-run document: what was found (preflight) and the plan
     const doc = JSON.parse(h.stdout);
-    expect(doc.source).toEqual({ from: 'manager', host: 'root@10.0.0.1', node: 'node1' });
+    expect(doc.dryRun).toBe(true);
+    expect(doc.preflight.source).toEqual({ from: 'manager', host: 'root@10.0.0.1', node: 'node1' });
+    expect(doc.preflight.images).toEqual([{ image: 'app:1', id: ID_A }]);
     expect(
-      doc.nodes.map((n: { node: string; images: { status: string }[] }) => [
+      doc.preflight.nodes.map((n: { node: string; images: { status: string }[] }) => [
         n.node,
         n.images[0]?.status,
       ]),
@@ -396,6 +475,15 @@ hosts:
       ['node1', 'present'],
       ['node2', 'copy'],
       ['node3', 'present'],
+    ]);
+    expect(doc.plan.steps.filter((st: { action: string }) => st.action === 'change')).toEqual([
+      {
+        id: 'copy:node2',
+        host: 'root@10.0.0.2',
+        title: 'Copy app:1 to node2',
+        action: 'change',
+        commands: ['docker save app:1 | docker load  (from root@10.0.0.1)'],
+      },
     ]);
     expect([...n1.streamed, ...n2.streamed, ...n3.streamed]).toEqual([]);
   });
@@ -410,7 +498,8 @@ hosts:
     const n1 = new FakeExecutor('root@10.0.0.1', have);
     const h = harness({ local: local(), '10.0.0.1': n1 });
     expect(await h.run('images', 'push', '--node', 'node1', '--dry-run')).toBe(0);
-    expect(h.stdout).toContain('0 to copy to 0 node(s), 4 already present.');
+    expect(h.stdout).toContain('images push from root@10.0.0.1: 0 to change, 4 unchanged');
+    expect(h.stdout).toContain('Dry run: nothing was changed (and nothing would be).');
     expect(n1.ran.filter((a) => a[2] === 'inspect').map((a) => a.at(-1))).toEqual([
       'app:1',
       'postgres:16-alpine',
@@ -439,8 +528,18 @@ hosts:
       '10.0.0.3': new UserError('Cannot connect to 10.0.0.3:22: connection refused.'),
     });
     expect(await h.run('images', 'push', 'app:1', '--from', 'manager', '--yes')).toBe(1);
-    expect(h.stdout).toContain('node2: done, 300.0 kB');
-    expect(h.stdout).toContain('node3  -      ! unreachable: Cannot connect to 10.0.0.3:22');
+    // before the plan: node3 is left out of it, with the reason
+    expect(h.stdout).toContain(
+      'Not in the plan (connect or probe failed):\n  node3 (10.0.0.3): Cannot connect to 10.0.0.3:22',
+    );
+    expect(h.stdout).toContain(
+      '  + [root@10.0.0.2] Copy app:1 to node2\n      $ docker save app:1 | docker load  (from root@10.0.0.1)',
+    );
+    // progress (plain, no terminal) and the summary
+    expect(h.stdout).toContain('    node2: done, 300.0 kB in ');
+    expect(h.stdout).toMatch(
+      /Copied 1 image\(s\) to 1 node\(s\), 300\.0 kB in all; 1 already present\.\n {2}node2 \(root@10\.0\.0\.2\): 300\.0 kB in [\d.]+s \(.*\/s\)\n {2}node3 \(10\.0\.0\.3\) FAILED: Cannot connect/,
+    );
     expect(h.stderr).toBe(
       'error: images push failed on node3 (Cannot connect to 10.0.0.3:22: connection refused.).\nnext: cluster-cli images push --node node3 --from manager --yes app:1\n',
     );
@@ -475,8 +574,12 @@ hosts:
       ['node2', 'ok', 1000, [{ image: 'app:1', status: 'copied' }]],
       ['node3', 'failed', 1000, [{ image: 'app:1', status: 'failed' }]],
     ]);
+    expect(doc.dryRun).toBe(false);
     expect(doc.copied).toBe(1);
     expect(doc.failed).toEqual(['node3']);
+    expect(doc.nodes[2].error).toMatch(
+      /^root@10\.0\.0\.3: copying app:1 failed: after docker load the target has app:1 = sha256:0+, not the source's sha256:a+$/,
+    );
     expect(JSON.parse(h.stderr).next).toBe('cluster-cli images push --node node3 --yes app:1');
   });
 
@@ -495,7 +598,58 @@ hosts:
     const n2 = new FakeExecutor('root@10.0.0.2');
     const h = harness({ local: local(), '10.0.0.1': n1, '10.0.0.2': n2 });
     expect(await h.run('images', 'push', 'app:1', '--node', 'node2')).toBe(2);
-    expect(h.stderr).toContain('images push would copy 1 image(s) to 1 node(s); refusing');
+    expect(h.stderr).toContain(
+      'images push would make 1 change(s) on root@10.0.0.2; refusing without confirmation',
+    );
     expect(n2.streamed).toEqual([]);
+  });
+
+  it('copies to at most 4 nodes at once; every node gets its own stream', async () => {
+    const names = ['node1', 'node2', 'node3', 'node4', 'node5', 'node6', 'node7'];
+    const config = `domain: app.example.com
+email: ops@example.com
+app:
+  image: app:1
+hosts:
+${names.map((n, i) => `  - { name: ${n}, address: 10.0.0.${i + 1} }`).join('\n')}
+`;
+    let loading = 0;
+    let peak = 0;
+    const n1 = new FakeExecutor('root@10.0.0.1', new Map([['app:1', ID_A]]), (_c, self) =>
+      saveStream(2_000_000, self),
+    );
+    const targets = names.slice(1).map((_n, i) => {
+      const t: FakeExecutor = new FakeExecutor(`root@10.0.0.${i + 2}`, new Map(), (_c, self) => {
+        loading++;
+        peak = Math.max(peak, loading);
+        const s = loadStream(self, { slow: true });
+        s.done.then(
+          () => {
+            loading--;
+            t.images.set('app:1', ID_A);
+          },
+          () => loading--,
+        );
+        return s;
+      });
+      return t;
+    });
+    const h = harness(
+      {
+        local: local(),
+        '10.0.0.1': n1,
+        ...Object.fromEntries(targets.map((t, i) => [`10.0.0.${i + 2}`, t])),
+      },
+      config,
+    );
+    expect(await h.run('images', 'push', 'app:1', '--yes', '--json')).toBe(0);
+    expect(peak).toBe(4);
+    expect(n1.streamed).toHaveLength(6);
+    const doc = JSON.parse(h.stdout);
+    expect(doc.copied).toBe(6);
+    expect(doc.nodes.map((n: { bytes: number }) => n.bytes)).toEqual([
+      0, 2_000_000, 2_000_000, 2_000_000, 2_000_000, 2_000_000, 2_000_000,
+    ]);
+    expect(doc.timingsMs.copy).toBeGreaterThan(0);
   });
 });

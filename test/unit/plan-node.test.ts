@@ -71,7 +71,8 @@ function swarm(
 const ID = (h: string) => `${h}x0000000000000000000000`.slice(0, 25);
 const argvs = (steps: readonly Step[]) =>
   steps.filter((s) => s.action === 'change').map((s) => [s.host, ...s.cmds.map(text)]);
-const text = (c: Step['cmds'][number]) => ('argv' in c ? c.argv.join(' ') : c.path);
+const text = (c: Step['cmds'][number]) =>
+  'argv' in c ? c.argv.join(' ') : 'path' in c ? c.path : c.refs.join(' ');
 
 function refusal(fn: () => unknown): UserError {
   try {
