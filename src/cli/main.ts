@@ -1,6 +1,6 @@
 import { CommandError, UserError } from '../core/errors.js';
 import type { Ctx } from './context.js';
-import { buildProgram, CommanderError } from './program.js';
+import { buildProgram, CommanderError, unknownCommandError } from './program.js';
 
 interface Failure {
   readonly exitCode: number;
@@ -22,6 +22,8 @@ export async function main(argv: readonly string[], ctx: Ctx): Promise<number> {
     : ctx;
   const program = buildProgram(programCtx);
   try {
+    const unknown = unknownCommandError(program, argv);
+    if (unknown) throw unknown;
     await program.parseAsync(argv as string[], { from: 'user' });
     return 0;
   } catch (err) {

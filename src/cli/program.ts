@@ -1,4 +1,5 @@
-import { Command, CommanderError, Option } from 'commander';
+import { Argument, Command, CommanderError, Option } from 'commander';
+import { UserError } from '../core/errors.js';
 import type { Ctx } from './context.js';
 
 /**
@@ -99,6 +100,9 @@ function addOptions(cmd: Command, defs: readonly OptionDef[]): Command {
   }
   return cmd;
 }
+
+/** The shells `cluster-cli completion` prints a script for (src/cli/completion.ts). */
+export const completionShells: readonly string[] = ['bash', 'zsh', 'fish'];
 
 export function buildProgram(ctx: Ctx): Command {
   const program = new Command('cluster-cli')
@@ -423,7 +427,74 @@ of today's, remaining reachable managers without quorum, or the node PostgreSQL 
       await runNodeRemove(names, opts, ctx);
     });
 
+  // Generated from this program (commands, aliases, options, choices) when asked.
+  program
+    .command('completion')
+    .addArgument(
+      new Argument('<shell>', 'the shell to print the completion script for')
+        .choices(completionShells)
+        // the choices stay for --help and the scripts; completion.ts refuses another
+        // shell in one line, where commander's check would add a usage hint
+        .argParser((shell: string) => shell),
+    )
+    .description('Print a shell completion script for cluster-cli.')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ source <(cluster-cli completion bash)    # bash: this session; add the line to ~/.bashrc to keep it
+  $ source <(cluster-cli completion zsh)     # zsh: the same, in ~/.zshrc after compinit
+  $ cluster-cli completion fish > ~/.config/fish/completions/cluster-cli.fish`,
+    )
+    .action(async (shell: string) => {
+      const { renderCompletion } = await import('./completion.js');
+      ctx.stdout.write(renderCompletion(program, shell));
+    });
+
   return program;
+}
+
+/**
+ * commander prints the help of the nearest command it knows for
+ * `cluster-cli frobnicate --help` and exits 0: it looks at --help before it
+ * looks for the command. Walk the words the way commander does and name the
+ * unknown command instead. Without --help commander reports it itself.
+ */
+export function unknownCommandError(
+  program: Command,
+  argv: readonly string[],
+): UserError | undefined {
+  const end = argv.indexOf('--');
+  const words = end === -1 ? argv : argv.slice(0, end);
+  if (!words.some((w) => w === '--help' || w === '-h')) return undefined;
+  const help = program.createHelp();
+  const path = [program.name()];
+  let cmd = program;
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i] as string;
+    // only a command that groups subcommands takes no operand of its own
+    if (cmd.commands.length === 0) return undefined;
+    const subcommands = help.visibleCommands(cmd);
+    if (word.startsWith('-')) {
+      const flag = word.split('=')[0];
+      const option = help.visibleOptions(cmd).find((o) => o.long === flag || o.short === flag);
+      // an option this command does not know is taken as a flag, as commander's parser does
+      if (option?.required && !word.includes('=')) i++;
+      continue;
+    }
+    const sub = subcommands.find((c) => c.name() === word || c.aliases().includes(word));
+    if (!sub) {
+      const names = subcommands.map((c) => c.name()).filter((n) => n !== 'help');
+      return new UserError(
+        `unknown command '${word}'`,
+        `${path.join(' ')} <command> --help, where <command> is one of ${names.join(', ')}`,
+      );
+    }
+    if (sub.name() === 'help') return undefined;
+    path.push(sub.name());
+    cmd = sub;
+  }
+  return undefined;
 }
 
 export { CommanderError };
