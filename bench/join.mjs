@@ -80,7 +80,7 @@ function cli(args, dir) {
 }
 
 /** The raw formation script: what cluster-cli automates, by hand. */
-async function rawFormation(dir) {
+async function rawFormation(dir, moveDb) {
   const t0 = performance.now();
   ssh(1, ['docker', 'swarm', 'init', '--advertise-addr', addr(1)]);
   for (const [n, subnet, internal] of [
@@ -135,7 +135,7 @@ async function rawFormation(dir) {
   ]);
   const joinsMs = performance.now() - j0;
   ssh(5, ['true']);
-  ssh(1, ['docker', 'node', 'update', '--label-add', 'db=primary', 'lab5']);
+  if (moveDb) ssh(1, ['docker', 'node', 'update', '--label-add', 'db=primary', 'lab5']);
   // wait until every service runs its replicas
   for (;;) {
     const ls = ssh(1, ['docker', 'service', 'ls', '--format', '{{.Replicas}}']);
@@ -155,17 +155,23 @@ const logins = (n, from) =>
   ).length;
 
 const runs = Number(process.env.BENCH_RUNS ?? 3);
-const samples = [];
-for (let i = 0; i < runs; i++) {
+
+/**
+ * One formation each way. moveDb: lab5 becomes db=primary. The raw script
+ * labels it before PostgreSQL/Redis ever start; cluster-cli's init has already
+ * started them on lab1, so its join moves them (and waits for that update,
+ * Swarm's 10 s monitor window included). Without it both keep them on lab1.
+ */
+async function once(moveDb) {
   sh('scripts/lab', ['wipe', 'all']);
   const rawDir = mkdtempSync(join(tmpdir(), 'cluster-cli-bench-raw-'));
   copyFileSync(join(root, 'test/fixtures/lab.cluster.yaml'), join(rawDir, 'cluster.yaml'));
   // stack render needs a complete file: the same answers init would write
   writeFileSync(
     join(rawDir, 'cluster.yaml'),
-    `${readFileSync(join(rawDir, 'cluster.yaml'), 'utf8')}domain: app.lab.test\nemail: ops@lab.test\nhosts:\n  - { name: lab1, address: ${addr(1)} }\n  - { name: lab5, address: ${addr(5)}, role: worker, labels: { db: primary } }\n`,
+    `${readFileSync(join(rawDir, 'cluster.yaml'), 'utf8')}domain: app.lab.test\nemail: ops@lab.test\nhosts:\n  - { name: lab1, address: ${addr(1)} }\n  - { name: lab5, address: ${addr(5)}, role: worker${moveDb ? ', labels: { db: primary }' : ''} }\n`,
   );
-  const raw = await rawFormation(rawDir);
+  const raw = await rawFormation(rawDir, moveDb);
 
   sh('scripts/lab', ['wipe', 'all']);
   const dir = mkdtempSync(join(tmpdir(), 'cluster-cli-bench-'));
@@ -183,13 +189,13 @@ for (let i = 0; i < runs; i++) {
       `root@${addr(2)},manager`,
       `${lab.sudoUser}@${addr(3)},manager`,
       `root@${addr(4)},worker`,
-      `root@${addr(5)},worker,db=primary`,
-      '--force',
+      `root@${addr(5)},worker${moveDb ? ',db=primary' : ''}`,
+      ...(moveDb ? ['--force'] : []),
     ],
     dir,
   );
   const formationMs = performance.now() - t0;
-  samples.push({
+  return {
     raw: { formationMs: Math.round(raw.totalMs), joinsMs: Math.round(raw.joinsMs) },
     cli: {
       formationMs: Math.round(formationMs),
@@ -201,19 +207,23 @@ for (let i = 0; i < runs; i++) {
     sshLoginsPerHost: Object.fromEntries(
       [1, 2, 3, 4, 5].map((n) => [`lab${n}`, logins(n, sizes[n - 1])]),
     ),
-  });
+  };
+}
+
+const scenarios = { databaseStaysOnLab1: [], databaseMovesToLab5: [] };
+for (let i = 0; i < runs; i++) {
+  scenarios.databaseStaysOnLab1.push(await once(false));
+  scenarios.databaseMovesToLab5.push(await once(true));
 }
 sh('scripts/lab', ['wipe', 'all']);
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const joinWave = median(samples.map((s) => s.cli.joinTimingsMs.joinWave));
-const rawJoins = median(samples.map((s) => s.raw.joinsMs));
-const cliFormation = median(samples.map((s) => s.cli.formationMs));
-const rawFormationMs = median(samples.map((s) => s.raw.formationMs));
-const result = {
-  date: new Date().toISOString(),
-  runs,
-  ratios: {
+function ratios(samples) {
+  const joinWave = median(samples.map((s) => s.cli.joinTimingsMs.joinWave));
+  const rawJoins = median(samples.map((s) => s.raw.joinsMs));
+  const cliFormation = median(samples.map((s) => s.cli.formationMs));
+  const rawFormationMs = median(samples.map((s) => s.raw.formationMs));
+  return {
     joins: {
       cliJoinWaveMs: joinWave,
       rawParallelJoinsMs: rawJoins,
@@ -226,9 +236,16 @@ const result = {
       ratio: +(cliFormation / rawFormationMs).toFixed(2),
       target: 2,
     },
-  },
-  sshConnectionsPerHostDuringJoin: samples.map((s) => s.sshLoginsPerHost),
-  samples,
+  };
+}
+const result = {
+  date: new Date().toISOString(),
+  runs,
+  ratios: Object.fromEntries(Object.entries(scenarios).map(([k, v]) => [k, ratios(v)])),
+  sshConnectionsPerHostDuringJoin: Object.values(scenarios)
+    .flat()
+    .map((s) => s.sshLoginsPerHost),
+  scenarios,
 };
 mkdirSync(join(root, 'bench/results'), { recursive: true });
 writeFileSync(join(root, 'bench/results/join.json'), `${JSON.stringify(result, null, 2)}\n`);
