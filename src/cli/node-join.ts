@@ -222,7 +222,8 @@ async function joinOn(
     beforeApply: after.beforeApply,
     converge: after.converge,
     async save(r) {
-      const ok = targets.filter((t) => !r?.failed.has(t.label));
+      if (!r) return; // apply stopped on an error: which hosts joined is unknown
+      const ok = targets.filter((t) => !r.failed.has(t.label));
       if (ok.length) await saveConfig(h.file, mergeJoinedHosts(h.input, ok));
     },
     summary(o) {

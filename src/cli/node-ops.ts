@@ -423,7 +423,7 @@ async function runChange(
       });
     },
     async save(r) {
-      if (!c.nextInput) return;
+      if (!c.nextInput || !r) return; // apply stopped on an error: which steps ran is unknown
       const input = c.nextInput(doneIds(plan.steps, c.targets, r));
       if (canonical(input) === canonical(h.input)) return;
       await saveConfig(h.file, input);

@@ -52,8 +52,12 @@ export interface Operation {
   beforeApply?(): Promise<void>;
   /** Runs after apply (also when nothing changed): wait until the new revision runs. */
   converge?(mode: ProgressMode, report: ApplyReport): Promise<unknown>;
-  /** Record the result in cluster.yaml; runs after apply even when converge fails. */
-  save?(report: ApplyReport): Promise<void>;
+  /**
+   * Record the result in cluster.yaml. After apply (also when converge fails)
+   * with its report; with undefined when apply itself stopped on an error, so
+   * a command that cannot tell which steps ran records only what is safe.
+   */
+  save?(report: ApplyReport | undefined): Promise<void>;
   /** Text and JSON of the end report. */
   summary(o: Outcome): { readonly text: string; readonly json: unknown };
 }
@@ -101,28 +105,37 @@ export async function runPipeline(ctx: Ctx, flags: PipelineFlags, op: Operation)
   const mode = progressMode(ctx, flags.json);
   const copy = op.copy?.bind(op);
   let report: ApplyReport = EMPTY_REPORT;
+  let applied = false;
   await op.beforeApply?.();
-  if (changes.length) {
-    await runWithProgress(ctx.stdout, mode, [
-      {
-        title: `Apply ${changes.length} change(s)`,
-        run: async (status) => {
-          report = await apply(
-            op.plan,
-            op.sessions,
-            {
-              onStepStart: (s) => status(`[${s.host}] ${s.title}`),
-              onStepFailed: (s, e) => status(`[${s.host}] FAILED: ${s.title}: ${firstLine(e)}`),
-            },
-            {
-              keepGoing: Boolean(op.keepGoing),
-              ...(op.maxParallel ? { maxParallel: op.maxParallel } : {}),
-              ...(copy ? { copy: (a, from, to) => copy(a, from, to, status) } : {}),
-            },
-          );
+  try {
+    if (changes.length) {
+      await runWithProgress(ctx.stdout, mode, [
+        {
+          title: `Apply ${changes.length} change(s)`,
+          run: async (status) => {
+            report = await apply(
+              op.plan,
+              op.sessions,
+              {
+                onStepStart: (s) => status(`[${s.host}] ${s.title}`),
+                onStepFailed: (s, e) => status(`[${s.host}] FAILED: ${s.title}: ${firstLine(e)}`),
+              },
+              {
+                keepGoing: Boolean(op.keepGoing),
+                ...(op.maxParallel ? { maxParallel: op.maxParallel } : {}),
+                ...(copy ? { copy: (a, from, to) => copy(a, from, to, status) } : {}),
+              },
+            );
+          },
         },
-      },
-    ]);
+      ]);
+    }
+    applied = true;
+  } catch (err) {
+    // Some steps may have run: record what the command knows (e.g. init's
+    // answers), then fail with apply's own error.
+    await op.save?.(undefined);
+    throw err;
   }
 
   let converged: unknown;
@@ -130,7 +143,7 @@ export async function runPipeline(ctx: Ctx, flags: PipelineFlags, op: Operation)
     if (op.converge) converged = await op.converge(mode, report);
   } finally {
     // Hosts have changed: the file must say so even when convergence failed.
-    await op.save?.(report);
+    if (applied) await op.save?.(report);
   }
   const outcome: Outcome = { plan: op.plan, report, converged, dryRun: false };
   const s = op.summary(outcome);
