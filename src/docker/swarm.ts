@@ -115,9 +115,12 @@ export function netcheckServiceCreate(opts: {
     '  [ "$(echo "$ips" | grep -c .)" -ge "$n" ] && break; i=$((i+1)); sleep 0.25',
     'done',
     'me=$(hostname -i | cut -d" " -f1)',
-    // every peer at once; one packet, a second try before calling it blocked
+    // Every peer at once. Right after a join the overlay's peer entries can lag
+    // DNS by a few seconds, so a pair gets 5 tries (about 10 s) before it counts
+    // as blocked; a working pair answers the first.
     'for ip in $ips; do [ "$ip" = "$me" ] && continue; (',
-    '  if ping -c 1 -W 2 "$ip" >/dev/null 2>&1 || ping -c 1 -W 2 "$ip" >/dev/null 2>&1; then echo "NETCHECK $me $ip ok"; else echo "NETCHECK $me $ip fail"; fi',
+    '  r=fail; for try in 1 2 3 4 5; do if ping -c 1 -W 2 "$ip" >/dev/null 2>&1; then r=ok; break; fi; done',
+    '  echo "NETCHECK $me $ip $r"',
     ') & done; wait',
     'echo "NETCHECK-DONE $me $(echo "$ips" | grep -c .)"',
     'exec sleep 600',
