@@ -4,6 +4,7 @@ import { planJoin, quorum } from '../cluster/plan-join.js';
 import { UserError } from '../core/errors.js';
 import { changesOf, type Step } from '../core/plan.js';
 import type { HostSession } from '../core/session.js';
+import { parseTimeoutFlag } from './ask.js';
 import { cfgFlag, hostTarget, openCluster, stackStepsFor } from './cluster.js';
 import type { SshFlags } from './connect.js';
 import type { Ctx } from './context.js';
@@ -12,7 +13,6 @@ import {
   checkJoinable,
   connectAll,
   managerAddrs,
-  parseTimeoutFlag,
   probeAndPreflight,
   readJoinTokens,
 } from './join-flow.js';

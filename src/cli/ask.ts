@@ -71,3 +71,14 @@ export function checked(
   if (r !== true) throw new UserError(`${flag} ${JSON.stringify(value)}: ${r}`);
   return value;
 }
+
+/** `--timeout <seconds>`: absent stays absent; else a whole number from 10 to 3600. */
+export function parseTimeoutFlag(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 10 || n > 3600)
+    throw new UserError(
+      `--timeout ${JSON.stringify(v)}: must be a whole number of seconds from 10 to 3600`,
+    );
+  return n;
+}

@@ -22,7 +22,7 @@ import { parseTarget } from '../remote/ssh-config.js';
 import { buildStackModel, secretNames, stackServiceNames } from '../stack/model.js';
 import { renderStack } from '../stack/render.js';
 import { formatPreflight } from '../ui/preflight.js';
-import { askInput, askSelect, checked } from './ask.js';
+import { askInput, askSelect, checked, parseTimeoutFlag } from './ask.js';
 import { connectSession } from './connect.js';
 import type { Ctx } from './context.js';
 import { converge } from './converge-progress.js';
@@ -67,7 +67,7 @@ export async function runInit(opts: InitOpts, ctx: Ctx): Promise<void> {
   if (opts.domain !== undefined) checked('--domain', opts.domain, domainCheck);
   if (opts.email !== undefined) checked('--email', opts.email, emailCheck);
   if (opts.advertiseAddr !== undefined) checked('--advertise-addr', opts.advertiseAddr, ipCheck);
-  const timeoutS = opts.timeout === undefined ? undefined : parseTimeout(opts.timeout);
+  const timeoutS = parseTimeoutFlag(opts.timeout);
   const target = opts.host !== undefined ? parseTarget(opts.host) : undefined;
 
   const base = (await readConfigInput(file, opts.config)) ?? {};
@@ -308,13 +308,4 @@ function formatSummary(
     '',
   ];
   return lines.join('\n');
-}
-
-function parseTimeout(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 10 || n > 3600)
-    throw new UserError(
-      `--timeout ${JSON.stringify(v)}: must be a whole number of seconds from 10 to 3600`,
-    );
-  return n;
 }

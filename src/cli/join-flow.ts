@@ -235,14 +235,4 @@ export function afterJoin(
   };
 }
 
-export function parseTimeoutFlag(v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 10 || n > 3600)
-    throw new UserError(
-      `--timeout ${JSON.stringify(v)}: must be a whole number of seconds from 10 to 3600`,
-    );
-  return n;
-}
-
 export type { SshFlags };

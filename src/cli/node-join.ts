@@ -17,6 +17,7 @@ import { quoteArg } from '../core/quote.js';
 import type { HostSession } from '../core/session.js';
 import { joinTokenRotate, type Role } from '../docker/swarm.js';
 import { parseTarget } from '../remote/ssh-config.js';
+import { parseTimeoutFlag } from './ask.js';
 import { type ClusterHandle, cfgFlag, openCluster, stackStepsFor } from './cluster.js';
 import { connectTarget, type SshFlags } from './connect.js';
 import type { Ctx } from './context.js';
@@ -25,7 +26,6 @@ import {
   checkJoinable,
   connectAll,
   managerAddrs,
-  parseTimeoutFlag,
   probeAndPreflight,
   readJoinTokens,
 } from './join-flow.js';

@@ -33,6 +33,7 @@ import type { HostSession } from '../core/session.js';
 import type { Role } from '../docker/swarm.js';
 import { stackServiceNames } from '../stack/model.js';
 import { formatTable } from '../ui/table.js';
+import { parseTimeoutFlag } from './ask.js';
 import { type ClusterHandle, cfgFlag, hostTarget, openCluster, stackStepsFor } from './cluster.js';
 import { connectSession, type SshFlags } from './connect.js';
 import type { Ctx } from './context.js';
@@ -132,7 +133,7 @@ export async function runNodeLabel(
       `label ${both.join(', ')} is both set and removed`,
       'set it (key=value) or remove it (--remove key), not both',
     );
-  const timeoutS = parseTimeout(opts.timeout);
+  const timeoutS = parseTimeoutFlag(opts.timeout);
   const h = await openCluster(ctx, opts);
   const sessions = sessionsOf(h);
   try {
@@ -183,7 +184,7 @@ export async function runNodeRole(
   ctx: Ctx,
 ): Promise<void> {
   const verb = role === 'manager' ? 'promote' : 'demote';
-  const timeoutS = parseTimeout(opts.timeout);
+  const timeoutS = parseTimeoutFlag(opts.timeout);
   const h0 = await openCluster(ctx, opts);
   const sessions = sessionsOf(h0);
   try {
@@ -285,7 +286,7 @@ export async function runNodeRemove(
   opts: NodeOpsOpts,
   ctx: Ctx,
 ): Promise<void> {
-  const timeoutS = parseTimeout(opts.timeout);
+  const timeoutS = parseTimeoutFlag(opts.timeout);
   const h0 = await openCluster(ctx, opts);
   const sessions = sessionsOf(h0);
   try {
@@ -647,15 +648,6 @@ async function reachNodes(
     }),
   );
   return reach;
-}
-
-function parseTimeout(v: string | undefined): number | undefined {
-  const t = v === undefined ? undefined : Number(v);
-  if (t !== undefined && (!Number.isInteger(t) || t < 10 || t > 3600))
-    throw new UserError(
-      `--timeout ${JSON.stringify(v)}: must be a whole number of seconds from 10 to 3600`,
-    );
-  return t;
 }
 
 /** JSON with sorted keys: equal data, equal text. */

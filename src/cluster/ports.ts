@@ -2,7 +2,7 @@ import { UserError } from '../core/errors.js';
 import type { Executor } from '../core/executor.js';
 import { tcpReach } from '../docker/swarm.js';
 import type { NodeFacts } from './probe.js';
-import { ProbeError } from './probe.js';
+import { ProbeError, probeText } from './probe.js';
 
 /** One port another host must answer on, and why. */
 export interface PortNeed {
@@ -54,13 +54,11 @@ export async function probePorts(
   if (needs.length === 0) return [];
   const key = (n: PortNeed) =>
     n.addr.includes(':') ? `[${n.addr}]:${n.port}` : `${n.addr}:${n.port}`;
-  let out: string;
-  try {
-    out = (await exec.run(tcpReach(needs.map(key), timeoutS))).stdout;
-  } catch (err) {
-    if (err instanceof UserError) throw err;
-    throw new ProbeError(exec.label, 'which swarm ports it can reach', err);
-  }
+  const out = await probeText(
+    exec,
+    'which swarm ports it can reach',
+    tcpReach(needs.map(key), timeoutS),
+  );
   const seen = new Map<string, string>();
   for (const line of out.split('\n')) {
     const [k, r] = line.trim().split(' ');

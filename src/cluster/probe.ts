@@ -119,7 +119,7 @@ export class ProbeError extends UserError {
 }
 
 /** stdout of a read-only command that must succeed; any failure is a ProbeError naming `what`. */
-async function probeText(exec: Executor, what: string, c: Cmd): Promise<string> {
+export async function probeText(exec: Executor, what: string, c: Cmd): Promise<string> {
   try {
     return (await exec.run(c)).stdout;
   } catch (err) {
