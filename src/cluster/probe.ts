@@ -288,6 +288,23 @@ interface ServiceInspect {
   };
 }
 
+/**
+ * `docker … inspect` of names a `… ls` just listed: one removed in between
+ * (a throwaway network going away) is gone, not an error; every other
+ * failure is a ProbeError.
+ */
+async function inspectListed(exec: Executor, what: string, c: Cmd): Promise<string> {
+  const r = await exec.run(c, { allowFailure: true });
+  if (r.exitCode === 0) return r.stdout;
+  const lines = r.stderr.split('\n').filter((l) => l.trim() !== '');
+  if (
+    lines.length &&
+    lines.every((l) => /^Error(: No such \w+| response from daemon: \w+ \S+ not found)/i.test(l))
+  )
+    return r.stdout;
+  throw new ProbeError(exec.label, what, r.stderr.trim() || `exit ${r.exitCode}`);
+}
+
 export async function probeCluster(exec: Executor, stack: string): Promise<ClusterFacts> {
   const out = (c: Cmd) => probeText(exec, 'the swarm (as a manager)', c);
   const [nodeLines, netNames, secrets, configs, svcLines] = await Promise.all([
@@ -306,7 +323,11 @@ export async function probeCluster(exec: Executor, stack: string): Promise<Clust
     .split('\n')
     .map((s) => s.trim())
     .filter(Boolean);
-  const nets = names.length ? parseJsonLines<NetworkInspect>(await out(networkInspect(names))) : [];
+  const nets = names.length
+    ? parseJsonLines<NetworkInspect>(
+        await inspectListed(exec, 'the overlay networks', networkInspect(names)),
+      )
+    : [];
   const svcNames = parseJsonLines<{ Name: string }>(svcLines).map((s) => s.Name);
   const svcs = svcNames.length
     ? parseJsonLines<ServiceInspect>(await out(serviceInspect(svcNames)))

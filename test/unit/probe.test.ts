@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ProbeError, probeDocker, probeHost } from '../../src/cluster/probe.js';
+import { ProbeError, probeCluster, probeDocker, probeHost } from '../../src/cluster/probe.js';
 import type { Cmd } from '../../src/core/cmd.js';
 import { CommandError } from '../../src/core/errors.js';
 import type { Executor, RunOptions, RunResult } from '../../src/core/executor.js';
@@ -99,5 +99,35 @@ describe('probes fail loudly', () => {
         installed('permission denied while trying to connect to the Docker daemon socket'),
       ),
     ).rejects.toThrow('Could not check the Docker daemon on root@host: permission denied');
+  });
+
+  it('a network removed between ls and inspect is gone, not an error; another inspect failure is', async () => {
+    const manager = (inspectErr: string) =>
+      scripted((a) => {
+        if (a.startsWith('docker node ls')) return { stdout: '{"ID":"n1","Self":true}\n' };
+        if (a.startsWith('docker node inspect'))
+          return {
+            stdout: '{"ID":"n1","Spec":{"Role":"manager"},"Description":{"Hostname":"node1"}}\n',
+          };
+        if (a.startsWith('docker network ls')) return { stdout: 'p-app\np-netcheck-1\n' };
+        if (a.startsWith('docker network inspect'))
+          return {
+            exitCode: 1,
+            stdout: '{"Name":"p-app","Internal":false,"Attachable":true}\n',
+            stderr: inspectErr,
+          };
+        return { stdout: '' };
+      });
+    const c = await probeCluster(
+      manager('Error response from daemon: network p-netcheck-1 not found\n'),
+      'p',
+    );
+    expect(c.networks.map((n) => n.name)).toEqual(['p-app']);
+    await expect(
+      probeCluster(
+        manager('permission denied while trying to connect to the Docker daemon socket\n'),
+        'p',
+      ),
+    ).rejects.toThrow('Could not check the overlay networks on root@host: permission denied');
   });
 });
