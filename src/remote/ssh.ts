@@ -112,16 +112,14 @@ export class SshExecutor implements Executor {
     const once = () =>
       this.#withSession(async () => collect(await this.#exec(command), stdinOf(c), opts.timeoutMs));
     let out = await once();
-    // Seldom (about 1 in 150 short sudo commands run in parallel here), sshd
-    // closes a channel without sending its exit status although the
-    // connection stays up. A read-only command is safe to ask again.
-    if (
-      out.exitCode === null &&
-      !out.timedOut &&
-      out.signal === undefined &&
-      !this.#closed &&
-      c.readOnly
-    ) {
+    // Seldom (about 1 in 150 short sudo commands run in parallel here, and
+    // sometimes a few in a row), sshd closes a channel without sending its
+    // exit status although the connection stays up. A read-only command is
+    // safe to ask again: up to 3 more times, 0.1 / 0.2 / 0.4 s apart.
+    for (let retry = 0; retry < 3; retry++) {
+      const lost = out.exitCode === null && !out.timedOut && out.signal === undefined;
+      if (!lost || this.#closed || !c.readOnly) break;
+      await new Promise((r) => setTimeout(r, 100 * 2 ** retry));
       out = await once();
     }
 
