@@ -1,5 +1,5 @@
 import { isAbsolute, resolve } from 'node:path';
-import { planStack, stackRevision } from '../cluster/plan-init.js';
+import { liveSecretsOfStack, planStack } from '../cluster/plan-init.js';
 import { type ClusterFacts, probeCluster, probeSwarm, type SwarmFacts } from '../cluster/probe.js';
 import { generateSecrets } from '../cluster/secrets.js';
 import { oldestVersion } from '../cluster/versions.js';
@@ -130,19 +130,17 @@ export function stackStepsFor(
   config: Config,
   force: boolean,
 ): { steps: Step[]; deploys: boolean; warnings: string[] } {
-  const model = buildStackModel(config);
-  const revision = stackRevision(model);
+  const model = buildStackModel(config, liveSecretsOfStack(config.name, h.manager.cluster));
   const engine = oldestVersion([
     ...h.manager.cluster.nodes.map((n) => n.engine),
     h.manager.cluster.nodes.find((n) => n.self)?.engine,
   ]);
-  const rendered = renderStack(model, { revision, ...(engine ? { engine } : {}) });
+  const rendered = renderStack(model, engine ? { engine } : {});
   const steps = planStack({
     config,
     host: h.manager.session.exec.label,
     cluster: h.manager.cluster,
     rendered,
-    revision,
     force,
     newSecrets: generateSecrets(config),
   });

@@ -1,7 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { defaultAdvertiseAddr } from '../cluster/advertise.js';
 import { daemonTime } from '../cluster/converge.js';
-import { planInit, stackRevision } from '../cluster/plan-init.js';
+import { liveSecretsOfStack, planInit } from '../cluster/plan-init.js';
 import { preflight, preflightError } from '../cluster/preflight.js';
 import { probeHost, probeSwarm } from '../cluster/probe.js';
 import { generateSecrets } from '../cluster/secrets.js';
@@ -215,21 +215,19 @@ async function initOn(session: HostSession, r: InitRun): Promise<Outcome> {
   const { config, warnings } = validateConfig(input, opts.config);
   for (const w of warnings) out(`warning: ${w.path}: ${w.message}\n`);
 
-  const model = buildStackModel(config);
-  const revision = stackRevision(model);
+  const model = buildStackModel(config, liveSecretsOfStack(config.name, facts.cluster));
   const engine = oldestVersion([
     facts.docker.serverVersion,
     facts.docker.clientVersion,
     ...(facts.cluster?.nodes.map((n) => n.engine) ?? []),
   ]);
-  const rendered = renderStack(model, { revision, ...(engine ? { engine } : {}) });
+  const rendered = renderStack(model, engine ? { engine } : {});
   const plan = planInit({
     config,
     host: exec.label,
     advertiseAddr,
     facts,
     rendered,
-    revision,
     force: Boolean(opts.force),
     newSecrets: generateSecrets(config),
   });

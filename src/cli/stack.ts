@@ -1,6 +1,5 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { stackRevision } from '../cluster/plan-init.js';
 import { loadConfig } from '../config/load.js';
 import { UserError } from '../core/errors.js';
 import { buildStackModel } from '../stack/model.js';
@@ -19,7 +18,7 @@ export async function runStackRender(opts: StackRenderOpts, ctx: Ctx): Promise<v
   const loaded = await loadConfig(file, opts.config);
   if (!loaded) throw new UserError(`${opts.config} not found.`, 'create it with: cluster-cli init');
   const model = buildStackModel(loaded.config);
-  const rendered = renderStack(model, { revision: stackRevision(model) });
+  const rendered = renderStack(model);
   if (opts.json) {
     ctx.stdout.write(
       `${JSON.stringify({ yaml: rendered.yaml, configs: rendered.configs }, null, 2)}\n`,

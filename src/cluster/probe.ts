@@ -77,6 +77,8 @@ export interface ServiceFacts {
   readonly name: string;
   readonly revision?: string;
   readonly constraints: readonly string[];
+  /** Docker secrets the service mounts: name and file name under /run/secrets. */
+  readonly secrets?: readonly { readonly name: string; readonly target: string }[];
 }
 
 /** What a manager knows about the swarm; only probed on an active manager. */
@@ -284,7 +286,12 @@ interface ServiceInspect {
   Spec: {
     Name: string;
     Labels?: Record<string, string> | null;
-    TaskTemplate?: { Placement?: { Constraints?: string[] | null } };
+    TaskTemplate?: {
+      Placement?: { Constraints?: string[] | null };
+      ContainerSpec?: {
+        Secrets?: { SecretName: string; File?: { Name?: string } }[] | null;
+      };
+    };
   };
 }
 
@@ -353,7 +360,11 @@ export async function probeCluster(exec: Executor, stack: string): Promise<Clust
     services: svcs.map((s) => {
       const revision = s.Spec.Labels?.['io.cluster-cli.revision'];
       const constraints = s.Spec.TaskTemplate?.Placement?.Constraints ?? [];
-      return { name: s.Spec.Name, constraints, ...(revision ? { revision } : {}) };
+      const secrets = (s.Spec.TaskTemplate?.ContainerSpec?.Secrets ?? []).map((x) => ({
+        name: x.SecretName,
+        target: x.File?.Name ?? x.SecretName,
+      }));
+      return { name: s.Spec.Name, constraints, secrets, ...(revision ? { revision } : {}) };
     }),
   };
 }

@@ -56,10 +56,26 @@ export function checkRules(c: Config): RuleReport {
     }
   }
 
-  if (c.proxy.acmeServer && c.proxy.tls !== 'acme')
+  if (c.ssl.directory && c.proxy.tls !== 'acme')
     warnings.push({
-      path: 'proxy.acmeServer',
+      path: 'ssl.directory',
       message: `is ignored because proxy.tls is ${c.proxy.tls}`,
+    });
+  const hostNames = [c.domain, ...c.app.domains, ...(c.proxy.dashboard ? [c.proxy.dashboard] : [])];
+  const dup = hostNames.find((n, i) => hostNames.indexOf(n) !== i);
+  if (dup)
+    errors.push({
+      path: 'app.domains',
+      message: `${dup} is listed twice (domain, app.domains, proxy.dashboard)`,
+    });
+  const anyPublic = c.hosts.some((h) => h.labels.public_ip === 'true');
+  const proxies = c.hosts.filter(
+    (h) => h.role === 'manager' && (!anyPublic || h.labels.public_ip === 'true'),
+  ).length;
+  if (c.proxy.tls === 'acme' && c.ssl.acme === 'proxy' && proxies > 1)
+    warnings.push({
+      path: 'ssl.acme',
+      message: `${proxies} proxy replicas each run their own ACME (separate certificates, lost with their node); run cluster-cli ssl enable to share one`,
     });
   if (c.topology === 'ha' && managers < 3 && c.hosts.length >= 3)
     warnings.push({ path: 'topology', message: 'ha wants 3 or 5 managers' });

@@ -99,13 +99,12 @@ export const Networks = z.strictObject({
 export const ProxySettings = z.strictObject({
   provider: z.enum(['traefik', 'caddy'], { error: 'must be traefik or caddy' }).default('traefik'),
   image: image.optional(),
-  /** acme: Let's Encrypt (or acmeServer); internal: the proxy's own CA; off: plain HTTP. */
+  /** acme: certificates from an ACME CA (see `ssl`); internal: the proxy's own CA; off: plain HTTP. */
   tls: z
     .enum(['acme', 'internal', 'off'], { error: 'must be acme, internal or off' })
     .default('acme'),
-  acmeServer: z
-    .url({ protocol: /^https$/, error: 'must be an https URL of an ACME directory' })
-    .optional(),
+  /** Host name of the proxy's dashboard (HTTPS, basic auth by the cluster's admins); absent: no dashboard. */
+  dashboard: domain.optional(),
   /** host: bind 80/443 on each proxy node (keeps client IPs); ingress: the routing mesh. */
   publishMode: z.enum(['host', 'ingress'], { error: 'must be host or ingress' }).default('host'),
   resources: Resources.default(res('128M', 0.2, '64M')),
@@ -113,6 +112,8 @@ export const ProxySettings = z.strictObject({
 
 export const App = z.strictObject({
   image: image.default('nginxdemos/hello:plain-text'),
+  /** More host names routed to the app besides `domain` (all covered by the certificate). */
+  domains: z.array(domain).default([]),
   port: port.default(80),
   replicas: replicas.default(1),
   env: z
@@ -141,6 +142,32 @@ export const Postgres = z.strictObject({
     .default('app'),
   resources: Resources.default(res('512M', 0.5, '256M')),
 });
+
+/** The ACME directory `ssl.directory` means when absent, and `--staging`'s. */
+export const LETS_ENCRYPT = 'https://acme-v02.api.letsencrypt.org/directory';
+export const LETS_ENCRYPT_STAGING = 'https://acme-staging-v02.api.letsencrypt.org/directory';
+
+/** TLS certificates when proxy.tls is acme. */
+export const Ssl = z.strictObject({
+  /**
+   * Who talks to the ACME CA. cluster: cluster-cli's agent obtains one
+   * certificate, every proxy replica serves it (from Docker secrets), renewal
+   * runs once across the cluster. proxy: each proxy replica runs its own ACME
+   * (only sound with a single replica).
+   */
+  acme: z.enum(['cluster', 'proxy'], { error: 'must be cluster or proxy' }).default('proxy'),
+  /** ACME directory URL; absent: Let's Encrypt. */
+  directory: z
+    .url({ protocol: /^https$/, error: 'must be an https URL of an ACME directory' })
+    .optional(),
+  /** ACME account email; absent: the top-level `email`. */
+  email: email.optional(),
+  /** PEM file (relative to cluster.yaml) of a private CA that signs the ACME directory's HTTPS. */
+  caRoot: z.string().min(1).optional(),
+  /** Renew when the certificate has fewer days left than this. */
+  renewDays: z.number().int().min(1).max(89).default(30),
+});
+export type Ssl = z.infer<typeof Ssl>;
 
 export const Redis = z.strictObject({
   image: image.default('redis:7-alpine'),
@@ -179,6 +206,11 @@ export const Config = z.strictObject({
   app: App.prefault({}),
   postgres: Postgres.prefault({}),
   redis: Redis.prefault({}),
+  ssl: Ssl.prefault({}),
+  /** cluster-cli's own image, run in the cluster for certificate renewal (and backups). */
+  agent: z
+    .strictObject({ image: image.default('ghcr.io/cluster-cli/cluster-cli:0.1.0') })
+    .prefault({}),
   deploy: z
     .strictObject({
       /** never: use images already on the nodes (air-gapped hosts, the lab). */

@@ -76,8 +76,13 @@ export function configCreate(name: string, content: string): Cmd {
 }
 
 /** The stack file goes through stdin too, so nothing is left on the host's disk. */
+/**
+ * `docker stack deploy` from stdin. `prune` removes the stack's services the
+ * file does not name: only for a full file (a partial one updates just the
+ * services it names).
+ */
 export function stackDeploy(
-  opts: { name: string; resolveImage: 'always' | 'changed' | 'never' },
+  opts: { name: string; resolveImage: 'always' | 'changed' | 'never'; prune: boolean },
   yaml: string,
 ): Cmd {
   return cmd(
@@ -89,7 +94,7 @@ export function stackDeploy(
       '-',
       '--resolve-image',
       opts.resolveImage,
-      '--prune',
+      ...(opts.prune ? ['--prune'] : []),
       opts.name,
     ],
     { stdin: yaml },

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type Config, proxyImage, type Resources } from '../config/schema.js';
+import { type Config, LETS_ENCRYPT, proxyImage, type Resources } from '../config/schema.js';
 
 /**
  * The platform stack, provider-neutral. Built from cluster.yaml alone (pure), so
@@ -9,9 +9,30 @@ export interface StackModel {
   /** Stack namespace: services become `<name>_app`, volumes `<name>_postgres_data`. */
   readonly name: string;
   readonly domain: string;
+  /** Every host name routed to the app: `domain` first, then `app.domains`. */
+  readonly appDomains: readonly string[];
   readonly email: string;
   readonly tls: 'acme' | 'internal' | 'off';
-  readonly acmeServer?: string;
+  /** With tls acme: who talks to the CA (see `ssl.acme` in the schema) and where. */
+  readonly acme?: {
+    readonly mode: 'cluster' | 'proxy';
+    readonly directory: string;
+    readonly email: string;
+  };
+  /**
+   * Secrets that change without the stack's description changing (a renewed
+   * certificate, a new admin): their current names, read from the running
+   * proxy. Absent: not delivered yet (the proxy serves what it can without).
+   */
+  readonly live: LiveSecrets;
+  /** The proxy's dashboard host name (HTTPS only, admins' basic auth). */
+  readonly dashboard?: string;
+  /** cluster-cli's agent (ACME in the cluster), present with tls acme + ssl.acme cluster. */
+  readonly agent?: {
+    readonly image: string;
+    readonly constraints: readonly string[];
+    readonly resources: Resources;
+  };
   readonly endpointMode: 'vip' | 'dnsrr';
   /** External overlay networks created by init before the deploy. */
   readonly networks: { readonly ingress: string; readonly app: string; readonly data: string };
@@ -47,9 +68,44 @@ export interface StackModel {
   };
 }
 
+/** Names of secrets the proxy mounts that are delivered outside `init` (see StackModel.live). */
+export interface LiveSecrets {
+  readonly tlsCert?: string;
+  readonly tlsKey?: string;
+  readonly dashboardUsers?: string;
+}
+
+/** File names under /run/secrets of the live secrets: fixed, so the proxy's config never changes with them. */
+export const LIVE_SECRET_FILES = {
+  tlsCert: 'tls.crt',
+  tlsKey: 'tls.key',
+  dashboardUsers: 'dashboard_users',
+} as const;
+
+/** The live secrets a running proxy service mounts (by their fixed file names). */
+export function liveSecretsOf(
+  mounted: readonly { readonly name: string; readonly target: string }[] | undefined,
+): LiveSecrets {
+  const find = (file: string) => mounted?.find((m) => m.target === file)?.name;
+  const tlsCert = find(LIVE_SECRET_FILES.tlsCert);
+  const tlsKey = find(LIVE_SECRET_FILES.tlsKey);
+  const dashboardUsers = find(LIVE_SECRET_FILES.dashboardUsers);
+  return {
+    ...(tlsCert && tlsKey ? { tlsCert, tlsKey } : {}),
+    ...(dashboardUsers ? { dashboardUsers } : {}),
+  };
+}
+
 /** Swarm service names of the platform stack, as `docker stack deploy` names them. */
-export function stackServiceNames(name: string): string[] {
-  return ['proxy', 'app', 'postgres', 'redis'].map((s) => `${name}_${s}`);
+export function stackServiceNames(name: string, withAgent = false): string[] {
+  return ['proxy', 'app', 'postgres', 'redis', ...(withAgent ? ['agent'] : [])].map(
+    (s) => `${name}_${s}`,
+  );
+}
+
+/** Host names the certificate covers: the app's, then the dashboard's. */
+export function certificateDomains(model: Pick<StackModel, 'appDomains' | 'dashboard'>): string[] {
+  return [...model.appDomains, ...(model.dashboard ? [model.dashboard] : [])];
 }
 
 export function networkNames(name: string) {
@@ -78,14 +134,38 @@ export function placement(config: Config) {
   return { proxy, app: [] as string[], data };
 }
 
-export function buildStackModel(config: Config): StackModel {
+/**
+ * The model of a cluster.yaml. `live` names the secrets the running proxy
+ * mounts (from `liveSecretsOf`); a fresh cluster has none.
+ */
+export function buildStackModel(config: Config, live: LiveSecrets = {}): StackModel {
   const where = placement(config);
+  const acme =
+    config.proxy.tls === 'acme'
+      ? {
+          mode: config.ssl.acme,
+          directory: config.ssl.directory ?? LETS_ENCRYPT,
+          email: config.ssl.email ?? config.email,
+        }
+      : undefined;
   return {
     name: config.name,
     domain: config.domain,
+    appDomains: [config.domain, ...config.app.domains],
     email: config.email,
     tls: config.proxy.tls,
-    ...(config.proxy.acmeServer ? { acmeServer: config.proxy.acmeServer } : {}),
+    ...(acme ? { acme } : {}),
+    live,
+    ...(config.proxy.dashboard ? { dashboard: config.proxy.dashboard } : {}),
+    ...(acme?.mode === 'cluster'
+      ? {
+          agent: {
+            image: config.agent.image,
+            constraints: ['node.role == manager'],
+            resources: AGENT_RESOURCES,
+          },
+        }
+      : {}),
     endpointMode: config.networks.endpointMode,
     networks: networkNames(config.name),
     secrets: secretNames(config.name),
@@ -119,6 +199,11 @@ export function buildStackModel(config: Config): StackModel {
     },
   };
 }
+
+const AGENT_RESOURCES: Resources = {
+  limits: { memory: '128M', cpus: 0.2 },
+  reservations: { memory: '48M' },
+};
 
 /** Stable short hash of any JSON value (object keys sorted). */
 export function contentHash(value: unknown, length = 12): string {

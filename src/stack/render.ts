@@ -2,9 +2,14 @@ import { createHash } from 'node:crypto';
 import { Document } from 'yaml';
 import type { Resources } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
-import type { StackModel } from './model.js';
+import { contentHash, LIVE_SECRET_FILES, type StackModel } from './model.js';
 import { proxyProvider } from './providers/index.js';
-import type { ComposeHealthcheck, HealthcheckSpec } from './providers/types.js';
+import {
+  type ComposeHealthcheck,
+  type HealthcheckSpec,
+  servesHttps,
+  tlsState,
+} from './providers/types.js';
 
 /** A Docker config the stack references as `external: true`; init creates it before the deploy. */
 export interface RenderedConfig {
@@ -21,6 +26,16 @@ export interface RenderedStack {
   /** The stack file for `docker stack deploy -c`. */
   readonly yaml: string;
   readonly configs: RenderedConfig[];
+  /** Stack-local service keys in file order (proxy, app, postgres, redis[, agent]). */
+  readonly services: readonly string[];
+  /**
+   * Per service (stack-local key): the hash of everything that shapes it, also
+   * its `io.cluster-cli.revision` label. A change to one service leaves the
+   * others' revisions, so a deploy can update just the services that changed.
+   */
+  readonly revisions: Readonly<Record<string, string>>;
+  /** The stack file with only these services (and what they reference): a deploy that touches nothing else. */
+  yamlFor(services: readonly string[]): string;
 }
 
 export const STACK_HEADER =
@@ -32,11 +47,10 @@ export const SECRET_FILES = {
   redisPassword: '/run/secrets/redis_password',
 } as const;
 
-type Role = 'proxy' | 'app' | 'postgres' | 'redis';
+type Role = 'proxy' | 'app' | 'postgres' | 'redis' | 'agent';
 type Obj = Record<string, unknown>;
 
 export interface RenderStackOptions {
-  readonly revision: string;
   /**
    * Docker Engine version (`docker version` Server.Version, e.g. `20.10.24` or
    * `27.3.1`) of the oldest node that runs the stack's tasks: the engine on the
@@ -50,12 +64,11 @@ export interface RenderStackOptions {
 /**
  * The platform stack as a compose file for `docker stack deploy`, plus the
  * Docker configs it references: format 3.8, or 3.12 where the engine supports
- * healthcheck `start_interval`. Pure: same model, revision and engine, same
- * bytes. Secrets, networks and configs are all external (created by init), so
+ * healthcheck `start_interval`. Pure: same model and engine, same bytes. Secrets, networks and configs are all external (created by init), so
  * no secret value can appear here; `$` in any value is escaped so compose
  * interpolation never rewrites it.
  */
-export function renderStack(model: StackModel, opts: RenderStackOptions): RenderedStack {
+export function renderStack(model: StackModel, opts: RenderStackOptions = {}): RenderedStack {
   if (model.endpointMode === 'dnsrr' && model.proxy.publishMode === 'ingress') {
     throw new UserError(
       'networks.endpointMode dnsrr cannot publish ports through the routing mesh',
@@ -73,7 +86,7 @@ export function renderStack(model: StackModel, opts: RenderStackOptions): Render
   }));
 
   const deploy = (role: Role, extra: Obj = {}): Obj => {
-    const spec = role === 'proxy' ? model.proxy : model[role];
+    const spec = role === 'agent' ? (model.agent as NonNullable<StackModel['agent']>) : model[role];
     return {
       ...extra,
       endpoint_mode: model.endpointMode,
@@ -81,13 +94,13 @@ export function renderStack(model: StackModel, opts: RenderStackOptions): Render
       resources: resources(spec.resources),
       ...rollout(role === 'app' ? 'start-first' : 'stop-first'),
       labels: {
-        ...(role === 'app' ? provider.appLabels(model) : {}),
-        'io.cluster-cli.revision': opts.revision,
         'io.cluster-cli.role': role,
       },
     };
   };
 
+  // Secrets delivered after init (certificate, admins' file): only once they exist.
+  const live = liveSecretKeys(model);
   const proxyParts = provider.service(model);
   const proxy: Obj = {
     image: model.proxy.image,
@@ -96,6 +109,9 @@ export function renderStack(model: StackModel, opts: RenderStackOptions): Render
     ports: proxyParts.ports.map((p) => ({ ...p })),
     volumes: proxyParts.mounts.map((m) => ({ ...m })),
     configs: configs.map((c) => ({ source: c.key, target: c.target })),
+    ...(live.length
+      ? { secrets: live.map(([key]) => ({ source: key, target: LIVE_FILE[key] })) }
+      : {}),
     networks: ['ingress'],
     deploy: deploy('proxy', { mode: 'global' }),
   };
@@ -167,12 +183,15 @@ export function renderStack(model: StackModel, opts: RenderStackOptions): Render
     deploy: deploy('redis', { mode: 'replicated', replicas: 1 }),
   };
 
+  const services: Record<string, Obj> = { proxy, app, postgres, redis };
+  if (model.agent) services.agent = agentService(model, health, deploy);
+
   const volumes: Obj = {};
   for (const v of [...provider.volumes(model), 'postgres_data', 'redis_data']) volumes[v] = {};
 
   const stack: Obj = {
     version: cadence.composeVersion,
-    services: { proxy, app, postgres, redis },
+    services,
     networks: {
       ingress: { external: true, name: model.networks.ingress },
       app: { external: true, name: model.networks.app },
@@ -182,14 +201,131 @@ export function renderStack(model: StackModel, opts: RenderStackOptions): Render
     secrets: {
       postgres_password: { external: true, name: model.secrets.postgresPassword },
       redis_password: { external: true, name: model.secrets.redisPassword },
+      ...Object.fromEntries(live.map(([key, name]) => [key, { external: true, name }])),
     },
     configs: Object.fromEntries(configs.map((c) => [c.key, { external: true, name: c.name }])),
   };
 
-  const doc = new Document(escapeInterpolation(stack));
-  doc.commentBefore = STACK_HEADER;
-  return { yaml: doc.toString({ lineWidth: 0 }), configs };
+  const revisions: Record<string, string> = {};
+  for (const [key, svc] of Object.entries(services)) {
+    revisions[key] = serviceRevision(svc, stack, cadence);
+    const d = svc.deploy as { labels: Record<string, string> };
+    d.labels = { ...d.labels, 'io.cluster-cli.revision': revisions[key] as string };
+  }
+  const toYaml = (s: Obj) => {
+    const doc = new Document(escapeInterpolation(s));
+    doc.commentBefore = STACK_HEADER;
+    return doc.toString({ lineWidth: 0 });
+  };
+  return {
+    yaml: toYaml(stack),
+    configs,
+    services: Object.keys(services),
+    revisions,
+    yamlFor: (keys) => toYaml(subset(stack, keys)),
+  };
 }
+
+const LIVE_FILE: Readonly<Record<string, string>> = {
+  tls_crt: LIVE_SECRET_FILES.tlsCert,
+  tls_key: LIVE_SECRET_FILES.tlsKey,
+  dashboard_users: LIVE_SECRET_FILES.dashboardUsers,
+};
+
+/** [stack-local key, Docker secret name] of the live secrets the proxy mounts now. */
+function liveSecretKeys(model: StackModel): [string, string][] {
+  const out: [string, string][] = [];
+  const state = tlsState(model);
+  if (state === 'cluster' && model.live.tlsCert && model.live.tlsKey) {
+    out.push(['tls_crt', model.live.tlsCert], ['tls_key', model.live.tlsKey]);
+  }
+  if (model.dashboard && model.live.dashboardUsers && servesHttps(state)) {
+    out.push(['dashboard_users', model.live.dashboardUsers]);
+  }
+  return out;
+}
+
+/**
+ * A service's revision: its own definition plus the names of the configs it
+ * mounts (content-addressed) and the compose format. Live secrets count by
+ * key only: a renewed certificate is swapped in by the agent without making
+ * the stack look changed.
+ */
+function serviceRevision(svc: Obj, stack: Obj, cadence: HealthCadence): string {
+  const configs = stack.configs as Record<string, { name: string }>;
+  const used = ((svc.configs as { source: string }[] | undefined) ?? []).map(
+    (c) => configs[c.source]?.name,
+  );
+  return contentHash({ svc, used, format: cadence.composeVersion, v: 1 });
+}
+
+/** The stack file cut down to some services and the top-level entries they use. */
+function subset(stack: Obj, keys: readonly string[]): Obj {
+  const all = stack.services as Record<string, Obj>;
+  const services: Record<string, Obj> = {};
+  for (const k of keys) if (all[k]) services[k] = all[k];
+  const used = (field: string, pick: (v: unknown) => string) =>
+    new Set(
+      Object.values(services).flatMap((s) => ((s[field] as unknown[] | undefined) ?? []).map(pick)),
+    );
+  const keep = (section: string, names: Set<string>) =>
+    Object.fromEntries(
+      Object.entries((stack[section] as Obj | undefined) ?? {}).filter(([k]) => names.has(k)),
+    );
+  const nets = used('networks', (n) => n as string);
+  const secrets = used('secrets', (s) => (s as { source: string }).source);
+  const configs = used('configs', (c) => (c as { source: string }).source);
+  const vols = used('volumes', (v) => (v as { source: string }).source);
+  return {
+    version: stack.version,
+    services,
+    networks: keep('networks', nets),
+    volumes: keep('volumes', vols),
+    secrets: keep('secrets', secrets),
+    configs: keep('configs', configs),
+  };
+}
+
+/**
+ * cluster-cli's agent: answers ACME HTTP-01 challenges for every proxy (from
+ * PostgreSQL, so any replica can), renews the certificate once across the
+ * cluster (claimed in PostgreSQL) and swaps it into the proxy through the
+ * manager's Docker API. Never published: the proxies reach it by name on the
+ * ingress network, and only the challenge path is routed to it.
+ */
+function agentService(
+  model: StackModel,
+  health: (spec: HealthcheckSpec) => ComposeHealthcheck,
+  deploy: (role: Role, extra?: Obj) => Obj,
+): Obj {
+  const agent = model.agent as NonNullable<StackModel['agent']>;
+  return {
+    image: agent.image,
+    command: ['agent'],
+    environment: {
+      CLUSTER_CLI_STACK: model.name,
+      CLUSTER_CLI_NODE: '{{.Node.Hostname}}',
+      PGHOST: 'postgres',
+      PGPORT: '5432',
+      PGDATABASE: model.postgres.database,
+      PGUSER: model.postgres.user,
+      PGPASSWORD_FILE: SECRET_FILES.postgresPassword,
+    },
+    healthcheck: health({
+      test: ['CMD', '/usr/local/bin/node', '-e', AGENT_HEALTH],
+      retries: 3,
+      startPeriod: '20s',
+    }),
+    volumes: [{ type: 'bind', source: DOCKER_SOCKET, target: DOCKER_SOCKET, read_only: false }],
+    secrets: [secretRef('postgres_password')],
+    networks: ['ingress', 'data'],
+    deploy: deploy('agent', { mode: 'global' }),
+  };
+}
+
+const DOCKER_SOCKET = '/var/run/docker.sock';
+const AGENT_HEALTH =
+  "fetch('http://127.0.0.1:8080/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))";
 
 /**
  * Redis start: the password goes from the secret file into a config file

@@ -5,7 +5,6 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { ConnectFn, Ctx } from '../../src/cli/context.js';
 import { main } from '../../src/cli/main.js';
-import { stackRevision } from '../../src/cluster/plan-init.js';
 import { validateConfig } from '../../src/config/load.js';
 import type { Cmd } from '../../src/core/cmd.js';
 import { CommandError } from '../../src/core/errors.js';
@@ -122,8 +121,9 @@ function harness(opts: { swarm?: boolean; failOn?: string } = {}) {
 
 const config = validateConfig(parse(CLUSTER_YAML)).config;
 const model = buildStackModel(config);
-const revision = stackRevision(model);
-const configNames = renderStack(model, { revision }).configs.map((c) => c.name);
+// The fake nodes' engine: the healthcheck cadence (part of each revision) follows it.
+const rendered = renderStack(model, { engine: '27.5.1' });
+const configNames = rendered.configs.map((c) => c.name);
 const data = placement(config).data;
 
 /** The docker CLI of one host of the fake swarm: probes answered from `nodes`, writes recorded. */
@@ -210,7 +210,9 @@ function fakeExecutor(
             a.slice(5).map((name) => ({
               Spec: {
                 Name: name,
-                Labels: { 'io.cluster-cli.revision': revision },
+                Labels: {
+                  'io.cluster-cli.revision': rendered.revisions[name.replace(/^platform_/, '')],
+                },
                 TaskTemplate: {
                   Placement: {
                     Constraints: /postgres|redis/.test(name) ? data : model.proxy.constraints,
@@ -333,7 +335,9 @@ describe('node commands against a fake swarm', () => {
 
   it('node label: one update on the manager, recorded in cluster.yaml; a second run plans nothing', async () => {
     const h = harness({ swarm: true });
-    expect(await h.run('node', 'label', 'node2', 'zone=a', '--yes')).toBe(0);
+    const rc = await h.run('node', 'label', 'node2', 'zone=a', '--yes');
+    expect(h.stderr).toBe('');
+    expect(rc).toBe(0);
     expect(h.writes).toEqual([
       `root@203.0.113.11: docker node update --label-add zone=a ${h.nodes[1]?.id}`,
     ]);

@@ -123,7 +123,27 @@ describe('cluster.yaml validation', () => {
     });
     expect(warnings).toEqual([
       { path: 'hosts', message: '2 managers tolerate no more failures than 1; use an odd number' },
+      {
+        path: 'ssl.acme',
+        message:
+          '2 proxy replicas each run their own ACME (separate certificates, lost with their node); run cluster-cli ssl enable to share one',
+      },
     ]);
+    // With the cluster owning the certificate (or without ACME) there is nothing to warn about.
+    for (const extra of [{ ssl: { acme: 'cluster' } }, { proxy: { tls: 'internal' } }] as const) {
+      const v = validateConfig({
+        ...minimal,
+        ...extra,
+        hosts: ['a', 'b', 'c'].map((name, i) => ({ name, address: `203.0.113.${20 + i}` })),
+      });
+      expect(v.warnings).toEqual([]);
+    }
+  });
+
+  it('refuses a host name listed twice across domain, app.domains and proxy.dashboard', () => {
+    expect(() => validateConfig({ ...minimal, app: { domains: [minimal.domain] } })).toThrow(
+      `app.domains: ${minimal.domain} is listed twice`,
+    );
   });
 
   it('reports YAML syntax errors with a line number', () => {

@@ -75,7 +75,7 @@ describe('docker command builders (exact argv)', () => {
       'p_caddyfile_abc',
       '-',
     ]);
-    const d = stackDeploy({ name: 'p', resolveImage: 'never' }, 'services: {}\n');
+    const d = stackDeploy({ name: 'p', resolveImage: 'never', prune: true }, 'services: {}\n');
     expect(d.argv).toEqual([
       'docker',
       'stack',

@@ -22,6 +22,9 @@ const rendered: RenderedStack = {
       content: 'ping: {}\n',
     },
   ],
+  services: ['proxy', 'app', 'postgres', 'redis'],
+  revisions: { proxy: 'rev1', app: 'rev1', postgres: 'rev1', redis: 'rev1' },
+  yamlFor: (keys) => `services: {${keys.join(', ')}}\n`,
 };
 const newSecrets = {
   platform_postgres_password: secret('pg-value-never-printed'),
@@ -32,7 +35,6 @@ const base = {
   host: 'root@203.0.113.10',
   advertiseAddr: '203.0.113.10',
   rendered,
-  revision: 'rev1',
   force: false,
   newSecrets,
 };
@@ -99,6 +101,43 @@ describe('planInit', () => {
     const facts = deployedAt('old');
     const changed = planInit({ ...base, facts }).steps.filter((s) => s.action === 'change');
     expect(changed.map((s) => s.id)).toEqual(['deploy']);
+    // Every service differs: the whole file, but no prune of an existing stack.
+    expect(changed[0]?.cmds).toEqual([
+      expect.objectContaining({
+        argv: expect.not.arrayContaining(['--prune']),
+        stdin: rendered.yaml,
+      }),
+    ]);
+  });
+
+  it('updates only the services whose revision changed', () => {
+    const facts = deployedAt('rev1');
+    const app = { ...rendered, revisions: { ...rendered.revisions, app: 'rev2' } };
+    const changed = planInit({ ...base, rendered: app, facts }).steps.filter(
+      (s) => s.action === 'change',
+    );
+    expect(changed.map((s) => s.title)).toEqual([expect.stringMatching(/^Update platform_app \(/)]);
+    expect(changed[0]?.cmds).toEqual([
+      expect.objectContaining({
+        stdin: 'services: {app}\n',
+        argv: expect.not.arrayContaining(['--prune']),
+      }),
+    ]);
+  });
+
+  it('removes the agent service once cluster.yaml no longer has it', () => {
+    const facts = deployedAt('rev1');
+    const withAgent = managerOf({
+      ...facts.cluster,
+      services: [
+        ...(facts.cluster?.services ?? []),
+        { name: 'platform_agent', revision: 'x', constraints: [] },
+      ],
+    } as never);
+    const changed = planInit({ ...base, facts: withAgent }).steps.filter(
+      (s) => s.action === 'change',
+    );
+    expect(changed.map((s) => s.id)).toEqual(['remove-platform_agent']);
   });
 
   it('refuses to change an existing network it would have to recreate', () => {

@@ -3,11 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { Config, type ConfigInput } from '../../src/config/schema.js';
 import { UserError } from '../../src/core/errors.js';
-import { buildStackModel } from '../../src/stack/model.js';
+import { buildStackModel, type LiveSecrets } from '../../src/stack/model.js';
 import { healthCadence, renderStack } from '../../src/stack/render.js';
 import { dockerCliAvailable, dockerStackConfig } from '../helpers/docker-stack-config.js';
-
-const REVISION = 'r-0123abcd';
 
 const base = {
   domain: 'app.example.com',
@@ -33,17 +31,15 @@ const CASES: Record<CaseName, ConfigInput> = {
   'caddy-internal': { ...labelled, proxy: { provider: 'caddy', tls: 'internal' } },
   'caddy-acme-server': {
     ...labelled,
-    proxy: { provider: 'caddy', tls: 'acme', acmeServer: 'https://pebble.lab.test:14000/dir' },
+    proxy: { provider: 'caddy', tls: 'acme' },
+    ssl: { directory: 'https://pebble.lab.test:14000/dir' },
   },
   'tls-off': { ...base, proxy: { tls: 'off' }, app: { port: 8080, replicas: 2 } },
 };
 const NAMES = Object.keys(CASES) as CaseName[];
 
-function render(input: ConfigInput, revision = REVISION, engine?: string) {
-  return renderStack(buildStackModel(Config.parse(input)), {
-    revision,
-    ...(engine ? { engine } : {}),
-  });
+function render(input: ConfigInput, engine?: string) {
+  return renderStack(buildStackModel(Config.parse(input)), engine ? { engine } : {});
 }
 
 /** The lab's Debian engine (no start_interval) and a current one. */
@@ -91,7 +87,7 @@ describe('renderStack snapshots', () => {
   });
 
   it(`traefik-acme on engine ${NEW_ENGINE} (start_interval)`, async () => {
-    const r = render(CASES['traefik-acme'], REVISION, NEW_ENGINE);
+    const r = render(CASES['traefik-acme'], NEW_ENGINE);
     await expect(r.yaml).toMatchFileSnapshot('./__snapshots__/stack-traefik-acme-engine-27.yml');
   });
 });
@@ -122,7 +118,7 @@ describe('healthcheck cadence per engine', () => {
     'engine %s: a ready task is seen healthy within ~2 s; tolerance unchanged',
     (engine) => {
       for (const proxy of [{ provider: 'traefik' }, { provider: 'caddy' }] as const) {
-        const svc = services(render(checked(proxy), REVISION, engine).yaml);
+        const svc = services(render(checked(proxy), engine).yaml);
         for (const role of ROLES) {
           const h = svc[role].healthcheck;
           const interval = seconds(h.interval);
@@ -137,7 +133,7 @@ describe('healthcheck cadence per engine', () => {
   );
 
   it(`engine ${OLD_ENGINE}: a short steady interval, retries scaled, format 3.8`, () => {
-    const doc = parse(render(checked(), REVISION, OLD_ENGINE).yaml);
+    const doc = parse(render(checked(), OLD_ENGINE).yaml);
     expect(doc.version).toBe('3.8');
     for (const role of ROLES) {
       const h = doc.services[role].healthcheck;
@@ -152,7 +148,7 @@ describe('healthcheck cadence per engine', () => {
   });
 
   it(`engine ${NEW_ENGINE}: start_interval 1s, steady 10s, format 3.12`, () => {
-    const doc = parse(render(checked(), REVISION, NEW_ENGINE).yaml);
+    const doc = parse(render(checked(), NEW_ENGINE).yaml);
     expect(doc.version).toBe('3.12');
     for (const role of ROLES) {
       expect(doc.services[role].healthcheck, role).toMatchObject({
@@ -166,8 +162,8 @@ describe('healthcheck cadence per engine', () => {
   });
 
   it('no engine renders the form every supported engine accepts', () => {
-    expect(render(checked()).yaml).toBe(render(checked(), REVISION, OLD_ENGINE).yaml);
-    expect(render(checked(), REVISION, 'not-a-version').yaml).toBe(render(checked()).yaml);
+    expect(render(checked()).yaml).toBe(render(checked(), OLD_ENGINE).yaml);
+    expect(render(checked(), 'not-a-version').yaml).toBe(render(checked()).yaml);
   });
 });
 
@@ -308,7 +304,8 @@ describe('renderStack semantics', () => {
 
   it.each(NAMES)('%s: rolling updates, restart policy, endpoint mode and labels', (name) => {
     const model = buildStackModel(Config.parse(CASES[name]));
-    const svc = services(renderStack(model, { revision: REVISION }).yaml);
+    const r = renderStack(model);
+    const svc = services(r.yaml);
     for (const role of ROLES) {
       const d = svc[role].deploy;
       expect(d.update_config, role).toEqual({
@@ -321,7 +318,7 @@ describe('renderStack semantics', () => {
       expect(d.rollback_config.parallelism).toBe(1);
       expect(d.restart_policy.condition).toBe('any');
       expect(d.endpoint_mode).toBe(model.endpointMode);
-      expect(d.labels['io.cluster-cli.revision']).toBe(REVISION);
+      expect(d.labels['io.cluster-cli.revision']).toBe(r.revisions[role]);
       expect(d.labels['io.cluster-cli.role']).toBe(role);
     }
     expect(svc.proxy.deploy.mode).toBe('global');
@@ -331,7 +328,7 @@ describe('renderStack semantics', () => {
     expect(svc.redis.deploy.replicas).toBe(1);
   });
 
-  it('volumes: named data volumes, docker socket read-only for Traefik only', () => {
+  it('volumes: named data volumes, no Docker socket in any internet-facing proxy', () => {
     const traefik = parse(render(base).yaml);
     expect(Object.keys(traefik.volumes)).toEqual(['proxy_data', 'postgres_data', 'redis_data']);
     expect(traefik.services.postgres.volumes).toEqual([
@@ -342,12 +339,6 @@ describe('renderStack semantics', () => {
     ]);
     expect(traefik.services.proxy.volumes).toEqual([
       { type: 'volume', source: 'proxy_data', target: '/data' },
-      {
-        type: 'bind',
-        source: '/var/run/docker.sock',
-        target: '/var/run/docker.sock',
-        read_only: true,
-      },
     ]);
     const caddy = parse(render(CASES['caddy-internal']).yaml);
     expect(caddy.services.proxy.volumes).toEqual([
@@ -376,7 +367,7 @@ describe('renderStack semantics', () => {
 
   it('configs are external and content-addressed', () => {
     const a = render(base);
-    expect(a.configs).toHaveLength(1);
+    expect(a.configs.map((x) => x.key)).toEqual(['traefik_yml', 'traefik_dynamic']);
     const [c] = a.configs;
     if (!c) throw new Error('no config');
     const hash = createHash('sha256').update(c.content).digest('hex').slice(0, 12);
@@ -386,20 +377,21 @@ describe('renderStack semantics', () => {
       target: '/etc/traefik/traefik.yml',
     });
     const doc = parse(a.yaml);
-    expect(doc.configs).toEqual({ traefik_yml: { external: true, name: c.name } });
+    expect(doc.configs.traefik_yml).toEqual({ external: true, name: c.name });
     expect(doc.services.proxy.configs).toEqual([
       { source: 'traefik_yml', target: '/etc/traefik/traefik.yml' },
+      { source: 'traefik_dynamic', target: '/etc/traefik/dynamic.yml' },
     ]);
     // Same input, same name; a changed file gets a new name (configs are immutable).
-    expect(render(base, 'other-revision').configs).toEqual(a.configs);
-    const other = render({ ...base, email: 'ops@example.com' }).configs[0];
+    const other = render({ ...base, proxy: { tls: 'off' } }).configs[0];
     expect(other?.name).not.toBe(c.name);
     expect(render(CASES['caddy-internal']).configs.map((x) => x.key)).toEqual(['caddyfile']);
   });
 
   it('is deterministic and starts with the header comment', () => {
     const a = render(CASES['caddy-acme-server']);
-    expect(render(CASES['caddy-acme-server'])).toEqual(a);
+    const b = render(CASES['caddy-acme-server']);
+    expect([b.yaml, b.configs, b.revisions]).toEqual([a.yaml, a.configs, a.revisions]);
     expect(a.yaml.startsWith('# Rendered by cluster-cli — do not edit;')).toBe(true);
     expect(parse(a.yaml).version).toBe('3.8');
   });
@@ -454,7 +446,7 @@ describe.skipIf(!dockerCliAvailable())('docker stack config (docker client, offl
   it.each(
     ENGINES.flatMap((engine) => (['traefik', 'caddy'] as const).map((p) => [engine, p] as const)),
   )('engine %s, %s: accepted with the healthcheck cadence intact', (engine, provider) => {
-    const r = dockerStackConfig(render(checked({ provider }), REVISION, engine).yaml);
+    const r = dockerStackConfig(render(checked({ provider }), engine).yaml);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const doc = parse(r.stdout);
@@ -474,7 +466,7 @@ describe.skipIf(!dockerCliAvailable())('docker stack config (docker client, offl
   });
 
   it('format 3.8 rejects start_interval (why a new engine gets 3.12)', () => {
-    const yaml = render(base, REVISION, NEW_ENGINE).yaml;
+    const yaml = render(base, NEW_ENGINE).yaml;
     expect(yaml).toContain('version: "3.12"');
     const r = dockerStackConfig(yaml.replace('version: "3.12"', 'version: "3.8"'));
     expect(r.status).not.toBe(0);
@@ -487,4 +479,107 @@ describe.skipIf(!dockerCliAvailable())('docker stack config (docker client, offl
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/stop_grace/);
   });
+});
+
+describe('per-service revisions and cluster-owned certificates', () => {
+  const cluster: ConfigInput = {
+    ...base,
+    proxy: { provider: 'caddy', tls: 'acme', dashboard: 'proxy.example.com' },
+    ssl: { acme: 'cluster' },
+    agent: { image: 'cluster-cli:dev' },
+  };
+  const live = {
+    tlsCert: 'platform_tls_crt_aaaa',
+    tlsKey: 'platform_tls_key_aaaa',
+    dashboardUsers: 'platform_dashboard_users_bbbb',
+  };
+  const renderLive = (input: ConfigInput, l: LiveSecrets = live) =>
+    renderStack(buildStackModel(Config.parse(input), l));
+
+  it('a change to the app changes only the app revision', () => {
+    const a = render(base);
+    const b = render({ ...base, app: { replicas: 2 } });
+    const differ = Object.keys(a.revisions).filter((k) => a.revisions[k] !== b.revisions[k]);
+    expect(differ).toEqual(['app']);
+    const c = render({
+      ...base,
+      postgres: {
+        resources: { limits: { memory: '1G', cpus: 1 }, reservations: { memory: '512M' } },
+      },
+    });
+    expect(Object.keys(a.revisions).filter((k) => a.revisions[k] !== c.revisions[k])).toEqual([
+      'postgres',
+    ]);
+  });
+
+  it('a renewed certificate leaves every revision as it was (the agent swaps it in)', () => {
+    const a = renderLive(cluster);
+    const b = renderLive(cluster, {
+      ...live,
+      tlsCert: 'platform_tls_crt_cccc',
+      tlsKey: 'platform_tls_key_cccc',
+    });
+    expect(b.revisions).toEqual(a.revisions);
+    expect(b.yaml).not.toBe(a.yaml);
+    expect(parse(b.yaml).secrets.tls_crt).toEqual({
+      external: true,
+      name: 'platform_tls_crt_cccc',
+    });
+  });
+
+  it('the proxy mounts the live secrets under fixed names; the agent runs on managers with the socket', () => {
+    const doc = parse(renderLive(cluster).yaml);
+    expect(doc.services.proxy.secrets).toEqual([
+      { source: 'tls_crt', target: 'tls.crt' },
+      { source: 'tls_key', target: 'tls.key' },
+      { source: 'dashboard_users', target: 'dashboard_users' },
+    ]);
+    const agent = doc.services.agent;
+    expect(agent.image).toBe('cluster-cli:dev');
+    expect(agent.command).toEqual(['agent']);
+    expect(agent.deploy.mode).toBe('global');
+    expect(agent.deploy.placement.constraints).toEqual(['node.role == manager']);
+    expect(agent.networks).toEqual(['ingress', 'data']);
+    expect(agent.ports).toBeUndefined();
+    expect(agent.volumes).toEqual([
+      {
+        type: 'bind',
+        source: '/var/run/docker.sock',
+        target: '/var/run/docker.sock',
+        read_only: false,
+      },
+    ]);
+    expect(agent.environment.PGPASSWORD_FILE).toBe('/run/secrets/postgres_password');
+    // The proxy never gets the socket.
+    expect(JSON.stringify(doc.services.proxy)).not.toContain('docker.sock');
+    // Before delivery: no live secrets at all.
+    const pending = parse(renderLive(cluster, {}).yaml);
+    expect(pending.services.proxy.secrets).toBeUndefined();
+    expect(pending.secrets.tls_crt).toBeUndefined();
+    // The proxy's own ACME: no agent.
+    expect(
+      parse(render({ ...cluster, ssl: { acme: 'proxy' } }).yaml).services.agent,
+    ).toBeUndefined();
+  });
+
+  it('yamlFor: only the named services and what they use', () => {
+    const r = renderLive(cluster);
+    const doc = parse(r.yamlFor(['app']));
+    expect(Object.keys(doc.services)).toEqual(['app']);
+    expect(Object.keys(doc.networks).sort()).toEqual(['app', 'data', 'ingress']);
+    expect(Object.keys(doc.secrets).sort()).toEqual(['postgres_password', 'redis_password']);
+    expect(doc.configs).toEqual({});
+    expect(doc.services.app).toEqual(parse(r.yaml).services.app);
+  });
+
+  it.skipIf(!dockerCliAvailable())(
+    'cluster stack and a partial file pass `docker stack config`',
+    () => {
+      const r = renderLive(cluster);
+      for (const yaml of [r.yaml, r.yamlFor(['proxy']), r.yamlFor(['app', 'agent'])]) {
+        const out = dockerStackConfig(yaml);
+        expect(out.status, out.stderr).toBe(0);
+      }
+    },
+  );
 });

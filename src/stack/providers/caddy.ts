@@ -1,5 +1,14 @@
-import type { StackModel } from '../model.js';
-import { type ProxyProvider, webPorts } from './types.js';
+import { LETS_ENCRYPT } from '../../config/schema.js';
+import { LIVE_SECRET_FILES, type StackModel } from '../model.js';
+import {
+  ACME_CHALLENGE_PATH,
+  AGENT_CHALLENGE_UPSTREAM,
+  type ProxyProvider,
+  SECRET_DIR,
+  servesHttps,
+  tlsState,
+  webPorts,
+} from './types.js';
 
 export const CADDYFILE_PATH = '/etc/caddy/Caddyfile';
 /** Caddy's admin API, kept on loopback: only the healthcheck inside the container uses it. */
@@ -16,30 +25,74 @@ function word(value: string): string {
   return value;
 }
 
-/** The Caddyfile: global options, then one site that proxies the domain to the app. */
-export function renderCaddyfile(model: StackModel): string {
-  const global = [`admin ${CADDY_ADMIN}`];
-  if (model.tls === 'acme') {
-    global.push(`email ${word(model.email)}`);
-    if (model.acmeServer) global.push(`acme_ca ${word(model.acmeServer)}`);
-  }
-  if (model.tls === 'off') global.push('auto_https off');
+type Block = readonly (string | Block)[];
 
-  const site = model.tls === 'off' ? `http://${word(model.domain)}` : word(model.domain);
-  const directives = [
-    ...(model.tls === 'internal' ? ['tls internal'] : []),
-    // The app's service name resolves on the shared ingress network.
-    `reverse_proxy app:${model.app.port}`,
-  ];
+function block(head: string, body: Block, depth = 0): string[] {
+  const pad = '\t'.repeat(depth);
+  const lines = [`${pad}${head} {`];
+  for (const item of body) {
+    if (typeof item === 'string') lines.push(`${pad}\t${item}`);
+    else lines.push(...block(item[0] as string, item.slice(1), depth + 1));
+  }
+  lines.push(`${pad}}`);
+  return lines;
+}
+
+/**
+ * The Caddyfile for the model's TLS state (see `tlsState`): global options,
+ * the app's sites, the ACME challenge route to cluster-cli's agent when the
+ * cluster owns the certificate, and the dashboard (Caddy's metrics behind the
+ * admins' basic auth) once HTTPS and the admins' file are there.
+ */
+export function renderCaddyfile(model: StackModel): string {
+  const state = tlsState(model);
+  const global: string[] = [`admin ${CADDY_ADMIN}`];
+  if (state === 'proxy-acme' && model.acme) {
+    global.push(`email ${word(model.acme.email)}`);
+    if (model.acme.directory !== LETS_ENCRYPT) global.push(`acme_ca ${word(model.acme.directory)}`);
+  }
+  // The cluster's own sites spell out every redirect and certificate.
+  if (state === 'off' || state === 'cluster' || state === 'cluster-pending') {
+    global.push('auto_https off');
+  }
+
+  const app = model.appDomains.map(word);
+  const dashboard = servesHttps(state) && model.live.dashboardUsers ? model.dashboard : undefined;
+  const proxyApp = `reverse_proxy app:${model.app.port}`;
+  const challenge = [`handle ${ACME_CHALLENGE_PATH}*`, `reverse_proxy ${AGENT_CHALLENGE_UPSTREAM}`];
+  const sites: string[][] = [];
+  const files = `${SECRET_DIR}/${LIVE_SECRET_FILES.tlsCert} ${SECRET_DIR}/${LIVE_SECRET_FILES.tlsKey}`;
+  const tls = state === 'internal' ? ['tls internal'] : state === 'cluster' ? [`tls ${files}`] : [];
+
+  if (state === 'off') {
+    sites.push(block(app.map((d) => `http://${d}`).join(', '), [proxyApp]));
+  } else if (state === 'cluster-pending' || state === 'cluster') {
+    const names = [...app, ...(model.dashboard ? [word(model.dashboard)] : [])];
+    const rest =
+      state === 'cluster'
+        ? ['redir https://{host}{uri} 308']
+        : // No certificate yet: serve the app over HTTP meanwhile.
+          [proxyApp];
+    sites.push(block(names.map((d) => `http://${d}`).join(', '), [challenge, ['handle', ...rest]]));
+    if (state === 'cluster') {
+      sites.push(block(app.map((d) => `https://${d}`).join(', '), [...tls, proxyApp]));
+    }
+  } else {
+    sites.push(block(app.join(', '), [...tls, proxyApp]));
+  }
+  if (dashboard) {
+    sites.push(
+      block(`https://${word(dashboard)}`, [
+        ...tls,
+        ['basicauth', `import ${SECRET_DIR}/${LIVE_SECRET_FILES.dashboardUsers}`],
+        'metrics',
+      ]),
+    );
+  }
   return [
     '# Rendered by cluster-cli — do not edit; change cluster.yaml and run `cluster-cli init` again',
-    '{',
-    ...global.map((l) => `\t${l}`),
-    '}',
-    '',
-    `${site} {`,
-    ...directives.map((l) => `\t${l}`),
-    '}',
+    ...block('', global).map((l, i) => (i === 0 ? '{' : l)),
+    ...sites.flatMap((s) => ['', ...s]),
     '',
   ].join('\n');
 }
@@ -64,5 +117,4 @@ export const caddy: ProxyProvider = {
   configs: (model) => [
     { key: 'caddyfile', target: CADDYFILE_PATH, content: renderCaddyfile(model) },
   ],
-  appLabels: () => ({}),
 };

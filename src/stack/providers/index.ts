@@ -6,9 +6,11 @@ import type { ProxyProvider } from './types.js';
 export { CADDYFILE_PATH, caddy, renderCaddyfile } from './caddy.js';
 export {
   TRAEFIK_CONFIG_PATH,
+  TRAEFIK_DYNAMIC_PATH,
   traefik,
   traefikAppName,
-  traefikDynamicFromLabels,
+  traefikDynamicConfig,
+  traefikDynamicYaml,
   traefikStaticConfig,
   traefikStaticYaml,
 } from './traefik.js';

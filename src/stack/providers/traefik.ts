@@ -1,10 +1,21 @@
 import { Document, Scalar, visit } from 'yaml';
-import type { StackModel } from '../model.js';
-import { type ProxyProvider, webPorts } from './types.js';
+import { LETS_ENCRYPT } from '../../config/schema.js';
+import { LIVE_SECRET_FILES, type StackModel } from '../model.js';
+import {
+  ACME_CHALLENGE_PATH,
+  AGENT_CHALLENGE_UPSTREAM,
+  type ProxyProvider,
+  SECRET_DIR,
+  servesHttps,
+  tlsState,
+  webPorts,
+} from './types.js';
 
 export const TRAEFIK_CONFIG_PATH = '/etc/traefik/traefik.yml';
+export const TRAEFIK_DYNAMIC_PATH = '/etc/traefik/dynamic.yml';
 const CERT_RESOLVER = 'letsencrypt';
-const DOCKER_SOCKET = '/var/run/docker.sock';
+const HEADER =
+  ' Rendered by cluster-cli — do not edit; change cluster.yaml and run `cluster-cli init` again';
 
 /** Router and service name of the app in Traefik's dynamic configuration. */
 export function traefikAppName(model: StackModel): string {
@@ -12,22 +23,27 @@ export function traefikAppName(model: StackModel): string {
 }
 
 /**
- * Traefik v3 static configuration (the file Traefik starts with). Routing comes
- * from the swarm provider reading the app's service labels; ping on an internal
- * entry point bound to loopback serves `traefik healthcheck --ping`.
+ * Traefik v3 static configuration (the file Traefik starts with). Routing
+ * comes from the file provider only: cluster-cli knows every route (the app's
+ * host names, the ACME challenges, the dashboard), so Traefik needs no Docker
+ * socket at all, and an internet-facing container holds no key to the swarm.
+ * Ping on an internal entry point bound to loopback serves `traefik
+ * healthcheck --ping`.
  */
 export function traefikStaticConfig(model: StackModel): Record<string, unknown> {
+  const state = tlsState(model);
   const web: Record<string, unknown> = { address: ':80' };
-  if (model.tls !== 'off') {
+  // The cluster's own certificates redirect per router, so ACME challenges can still reach the agent.
+  if (state === 'internal' || state === 'proxy-acme') {
     web.http = {
       redirections: { entryPoint: { to: 'websecure', scheme: 'https', permanent: true } },
     };
   }
   const entryPoints: Record<string, unknown> = { web };
-  if (model.tls !== 'off') {
+  if (state !== 'off') {
     entryPoints.websecure = {
       address: ':443',
-      http: { tls: model.tls === 'acme' ? { certResolver: CERT_RESOLVER } : {} },
+      http: { tls: state === 'proxy-acme' ? { certResolver: CERT_RESOLVER } : {} },
     };
   }
   // `traefik` is the internal entry point: routers never attach to it by default.
@@ -36,24 +52,18 @@ export function traefikStaticConfig(model: StackModel): Record<string, unknown> 
   const config: Record<string, unknown> = {
     global: { checkNewVersion: false, sendAnonymousUsage: false },
     log: { level: 'INFO' },
-    api: { dashboard: false },
+    api: { dashboard: dashboardOn(model) },
     ping: { entryPoint: 'traefik' },
     entryPoints,
-    providers: {
-      swarm: {
-        endpoint: `unix://${DOCKER_SOCKET}`,
-        exposedByDefault: false,
-        network: model.networks.ingress,
-      },
-    },
+    providers: { file: { filename: TRAEFIK_DYNAMIC_PATH, watch: false } },
   };
-  if (model.tls === 'acme') {
+  if (state === 'proxy-acme' && model.acme) {
     config.certificatesResolvers = {
       [CERT_RESOLVER]: {
         acme: {
-          email: model.email,
+          email: model.acme.email,
           storage: '/data/acme.json',
-          ...(model.acmeServer ? { caServer: model.acmeServer } : {}),
+          ...(model.acme.directory !== LETS_ENCRYPT ? { caServer: model.acme.directory } : {}),
           httpChallenge: { entryPoint: 'web' },
         },
       },
@@ -62,13 +72,98 @@ export function traefikStaticConfig(model: StackModel): Record<string, unknown> 
   return config;
 }
 
+function dashboardOn(model: StackModel): boolean {
+  return Boolean(model.dashboard && model.live.dashboardUsers && servesHttps(tlsState(model)));
+}
+
+const hostRule = (names: readonly string[]) => names.map((d) => `Host(\`${d}\`)`).join(' || ');
+
 /**
- * The static configuration as YAML. Addresses such as `:80` are double-quoted
- * as in Traefik's documentation: a plain scalar starting with `:` is valid YAML
- * 1.2 but trips stricter parsers.
+ * Traefik v3 dynamic configuration for the file provider: the app's router
+ * and service (the app's service name resolves on the ingress network), the
+ * ACME challenge route to cluster-cli's agent and the per-router HTTPS
+ * redirect when the cluster owns the certificate, the certificate files from
+ * Docker secrets, and the dashboard behind the admins' basic auth.
  */
-export function traefikStaticYaml(model: StackModel): string {
-  const doc = new Document(traefikStaticConfig(model));
+export function traefikDynamicConfig(model: StackModel): Record<string, unknown> {
+  const state = tlsState(model);
+  const n = traefikAppName(model);
+  const routers: Record<string, unknown> = {};
+  const middlewares: Record<string, unknown> = {};
+  const services: Record<string, unknown> = {
+    [n]: { loadBalancer: { servers: [{ url: `http://app:${model.app.port}` }] } },
+  };
+  const https = servesHttps(state);
+  const appTls = state === 'proxy-acme' ? { certResolver: CERT_RESOLVER } : https ? {} : undefined;
+  routers[n] = {
+    rule: hostRule(model.appDomains),
+    entryPoints: [https ? 'websecure' : 'web'],
+    service: n,
+    ...(appTls ? { tls: appTls } : {}),
+  };
+  if (state === 'cluster' || state === 'cluster-pending') {
+    const agent = `${model.name}-agent`;
+    services[agent] = {
+      loadBalancer: { servers: [{ url: `http://${AGENT_CHALLENGE_UPSTREAM}` }] },
+    };
+    routers[`${model.name}-acme-challenge`] = {
+      rule: `PathPrefix(\`${ACME_CHALLENGE_PATH}\`)`,
+      entryPoints: ['web'],
+      service: agent,
+      priority: 10000,
+    };
+  }
+  if (state === 'cluster') {
+    const redirect = `${model.name}-https-redirect`;
+    middlewares[redirect] = { redirectScheme: { scheme: 'https', permanent: true } };
+    routers[redirect] = {
+      rule: 'PathPrefix(`/`)',
+      entryPoints: ['web'],
+      middlewares: [redirect],
+      service: 'noop@internal',
+      priority: 1,
+    };
+  }
+  if (dashboardOn(model) && model.dashboard) {
+    const auth = `${model.name}-dashboard-auth`;
+    middlewares[auth] = {
+      basicAuth: { usersFile: `${SECRET_DIR}/${LIVE_SECRET_FILES.dashboardUsers}` },
+    };
+    routers[`${model.name}-dashboard`] = {
+      rule: hostRule([model.dashboard]),
+      entryPoints: ['websecure'],
+      service: 'api@internal',
+      middlewares: [auth],
+      tls: state === 'proxy-acme' ? { certResolver: CERT_RESOLVER } : {},
+    };
+  }
+  const config: Record<string, unknown> = {
+    http: {
+      routers,
+      ...(Object.keys(middlewares).length ? { middlewares } : {}),
+      services,
+    },
+  };
+  if (state === 'cluster') {
+    const files = {
+      certFile: `${SECRET_DIR}/${LIVE_SECRET_FILES.tlsCert}`,
+      keyFile: `${SECRET_DIR}/${LIVE_SECRET_FILES.tlsKey}`,
+    };
+    config.tls = {
+      certificates: [{ ...files }],
+      stores: { default: { defaultCertificate: { ...files } } },
+    };
+  }
+  return config;
+}
+
+/**
+ * A Traefik config as YAML. Addresses such as `:80` are double-quoted as in
+ * Traefik's documentation: a plain scalar starting with `:` is valid YAML 1.2
+ * but trips stricter parsers.
+ */
+function traefikYaml(config: Record<string, unknown>): string {
+  const doc = new Document(config);
   visit(doc, {
     Scalar(key, node) {
       if (key === 'value' && typeof node.value === 'string' && node.value.startsWith(':')) {
@@ -76,9 +171,16 @@ export function traefikStaticYaml(model: StackModel): string {
       }
     },
   });
-  doc.commentBefore =
-    ' Rendered by cluster-cli — do not edit; change cluster.yaml and run `cluster-cli init` again';
+  doc.commentBefore = HEADER;
   return doc.toString({ lineWidth: 0 });
+}
+
+export function traefikStaticYaml(model: StackModel): string {
+  return traefikYaml(traefikStaticConfig(model));
+}
+
+export function traefikDynamicYaml(model: StackModel): string {
+  return traefikYaml(traefikDynamicConfig(model));
 }
 
 export const traefik: ProxyProvider = {
@@ -87,10 +189,7 @@ export const traefik: ProxyProvider = {
   service: (model) => ({
     command: [`--configFile=${TRAEFIK_CONFIG_PATH}`],
     ports: webPorts(model),
-    mounts: [
-      { type: 'volume', source: 'proxy_data', target: '/data' },
-      { type: 'bind', source: DOCKER_SOCKET, target: DOCKER_SOCKET, read_only: true },
-    ],
+    mounts: [{ type: 'volume', source: 'proxy_data', target: '/data' }],
     healthcheck: {
       test: ['CMD', 'traefik', 'healthcheck', '--ping'],
       retries: 3,
@@ -98,120 +197,7 @@ export const traefik: ProxyProvider = {
     },
   }),
   configs: (model) => [
-    {
-      key: 'traefik_yml',
-      target: TRAEFIK_CONFIG_PATH,
-      content: traefikStaticYaml(model),
-    },
+    { key: 'traefik_yml', target: TRAEFIK_CONFIG_PATH, content: traefikStaticYaml(model) },
+    { key: 'traefik_dynamic', target: TRAEFIK_DYNAMIC_PATH, content: traefikDynamicYaml(model) },
   ],
-  appLabels: (model) => {
-    const n = traefikAppName(model);
-    const router = `traefik.http.routers.${n}`;
-    const labels: Record<string, string> = {
-      'traefik.enable': 'true',
-      'traefik.swarm.network': model.networks.ingress,
-      [`${router}.rule`]: `Host(\`${model.domain}\`)`,
-      [`${router}.entrypoints`]: model.tls === 'off' ? 'web' : 'websecure',
-      [`${router}.service`]: n,
-    };
-    if (model.tls === 'acme') labels[`${router}.tls.certresolver`] = CERT_RESOLVER;
-    if (model.tls === 'internal') labels[`${router}.tls`] = 'true';
-    labels[`traefik.http.services.${n}.loadbalancer.server.port`] = String(model.app.port);
-    return labels;
-  },
 };
-
-/** Label segments Traefik matches case-insensitively, in the file provider's spelling. */
-const CANONICAL: Readonly<Record<string, string>> = {
-  entrypoints: 'entryPoints',
-  certresolver: 'certResolver',
-  loadbalancer: 'loadBalancer',
-  passhostheader: 'passHostHeader',
-  rulesyntax: 'ruleSyntax',
-  healthcheck: 'healthCheck',
-  serverstransport: 'serversTransport',
-  responseforwarding: 'responseForwarding',
-  flushinterval: 'flushInterval',
-  httponly: 'httpOnly',
-  samesite: 'sameSite',
-};
-const LIST_FIELDS = new Set(['entryPoints', 'middlewares']);
-const INT_FIELDS = new Set(['priority', 'port']);
-
-type Tree = Record<string, unknown>;
-
-/**
- * Turn Traefik routing labels (`traefik.http.routers.x.rule=…`) into the nested
- * dynamic configuration the file provider reads, the way Traefik decodes them:
- * field names match case-insensitively, lists are comma-separated, `tls=true`
- * is an empty TLS section, and `loadbalancer.server.{port,scheme}` (which the
- * swarm provider completes with each task's address) becomes `servers[].url`
- * on `serverHost`. Provider labels (`traefik.enable`, `traefik.swarm.*`) are
- * not dynamic configuration and are left out. Unknown fields are kept as
- * written, so a schema that forbids additional properties catches typos.
- */
-export function traefikDynamicFromLabels(
-  labels: Readonly<Record<string, string>>,
-  opts: { serverHost?: string } = {},
-): Tree {
-  const root: Tree = {};
-  for (const [key, value] of Object.entries(labels)) {
-    const parts = key.split('.');
-    if (parts[0] !== 'traefik' || !['http', 'tcp', 'udp', 'tls'].includes(parts[1] ?? '')) continue;
-    // traefik.<proto>.<kind>.<name>.<field…>: the user-chosen name keeps its case.
-    const path = parts
-      .slice(1)
-      .map((p, i) => (i === 2 ? p : (CANONICAL[p.toLowerCase()] ?? p.toLowerCase())));
-    const field = path[path.length - 1] ?? '';
-    let leaf: unknown = value;
-    if (field === 'tls') {
-      if (value !== 'true') continue;
-      leaf = {};
-    } else if (LIST_FIELDS.has(field)) {
-      leaf = value.split(',').map((s) => s.trim());
-    } else if (INT_FIELDS.has(field) && /^\d+$/.test(value)) {
-      leaf = Number(value);
-    } else if (value === 'true' || value === 'false') {
-      leaf = value === 'true';
-    }
-    setPath(root, path, leaf);
-  }
-  serversFromShorthand(root, opts.serverHost ?? '127.0.0.1');
-  return root;
-}
-
-function setPath(root: Tree, path: readonly string[], leaf: unknown): void {
-  let node = root;
-  for (const p of path.slice(0, -1)) {
-    const next = node[p];
-    if (next && typeof next === 'object' && !Array.isArray(next)) node = next as Tree;
-    else {
-      const created: Tree = {};
-      node[p] = created;
-      node = created;
-    }
-  }
-  const last = path[path.length - 1];
-  if (last === undefined) return;
-  const existing = node[last];
-  // `tls=true` next to `tls.certresolver=…`: keep the richer section.
-  if (existing && typeof existing === 'object' && leaf && typeof leaf === 'object') {
-    node[last] = { ...(leaf as Tree), ...(existing as Tree) };
-  } else {
-    node[last] = leaf;
-  }
-}
-
-function serversFromShorthand(root: Tree, host: string): void {
-  const services = (root.http as Tree | undefined)?.services as Tree | undefined;
-  for (const svc of Object.values(services ?? {})) {
-    const lb = (svc as Tree).loadBalancer as Tree | undefined;
-    const server = lb?.server as Tree | undefined;
-    if (!lb || !server) continue;
-    const { port, scheme, url, ...rest } = server;
-    delete lb.server;
-    const target =
-      typeof url === 'string' ? url : `${String(scheme ?? 'http')}://${host}:${String(port ?? 80)}`;
-    lb.servers = [{ url: target, ...rest }];
-  }
-}

@@ -70,8 +70,6 @@ export interface ProxyProvider {
   service(model: StackModel): ProxyServiceParts;
   /** Files the proxy reads (static config, Caddyfile…). */
   configs(model: StackModel): readonly ProviderConfigFile[];
-  /** Labels the app service needs under `deploy.labels` to be routed (none for file-configured proxies). */
-  appLabels(model: StackModel): Readonly<Record<string, string>>;
 }
 
 /** Container ports every proxy listens on: 80 always, 443 unless TLS is off. */
@@ -84,3 +82,34 @@ export function webPorts(model: StackModel): ComposePort[] {
     mode: model.proxy.publishMode,
   }));
 }
+
+/**
+ * How the proxy serves TLS for a model:
+ * - off: plain HTTP;
+ * - internal: the proxy's own CA;
+ * - proxy-acme: the proxy's own ACME client (one replica);
+ * - cluster-pending: cluster-cli's agent will obtain the certificate; until it
+ *   is delivered, HTTP only, with ACME challenges routed to the agent;
+ * - cluster: the delivered certificate from Docker secrets, challenges still
+ *   routed to the agent (renewal), everything else redirected to HTTPS.
+ */
+export type TlsState = 'off' | 'internal' | 'proxy-acme' | 'cluster-pending' | 'cluster';
+
+export function tlsState(model: StackModel): TlsState {
+  if (model.tls === 'off') return 'off';
+  if (model.tls === 'internal') return 'internal';
+  if (model.acme?.mode !== 'cluster') return 'proxy-acme';
+  return model.live.tlsCert && model.live.tlsKey ? 'cluster' : 'cluster-pending';
+}
+
+/** HTTPS is being served (the dashboard needs it). */
+export function servesHttps(state: TlsState): boolean {
+  return state !== 'off' && state !== 'cluster-pending';
+}
+
+/** Where the proxies send ACME HTTP-01 challenges: the agent's service name on the ingress network. */
+export const AGENT_CHALLENGE_UPSTREAM = 'agent:8080';
+export const ACME_CHALLENGE_PATH = '/.well-known/acme-challenge/';
+
+/** Paths under /run/secrets where the proxy finds its live secrets. */
+export const SECRET_DIR = '/run/secrets';
