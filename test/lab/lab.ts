@@ -15,11 +15,40 @@ export interface LabHost {
   netns: string;
 }
 
+/**
+ * The lab's ACME CA: Debian's pebble, with pebble-challtestsrv as its DNS.
+ * Challenges are really validated: every name resolves to lab1 (10.77.0.11)
+ * unless an A record is set through `challtestsrv` (POST /add-a
+ * {"host":"app.lab.test.","addresses":["10.77.0.12"]}, POST /clear-a {"host":…},
+ * POST /set-default-ipv4 {"ip":…}); pebble then fetches the HTTP-01 token from
+ * that address on port 80 (TLS-ALPN-01: 443). Authorizations are never reused.
+ */
+export interface LabAcme {
+  /** ACME directory URL (https://10.77.0.1:14000/dir). */
+  directory: string;
+  /** PEM of the lab CA that signs pebble's listener: trust it to talk to `directory`. */
+  caFile: string;
+  /** Pebble's issuing root (PEM over HTTPS, same CA as `directory`); new at every pebble start. */
+  rootsUrl: string;
+  /** pebble-challtestsrv's management API (http://10.77.0.1:8055). */
+  challtestsrv: string;
+  /** pebble-challtestsrv's mock DNS server, "10.77.0.1:8053" (UDP and TCP). */
+  dnsServer: string;
+  /**
+   * Pebble's log, append-only while the lab is up. A new order:
+   * `Added order "<id>" to the db`; an issued certificate:
+   * `Issued certificate serial <hex> for order <id>`; a failed validation:
+   * `order <id> set INVALID by invalid authz <id>`.
+   */
+  log: string;
+}
+
 export interface Lab {
   sshKey: string;
   knownHosts: string;
   sudoUser: string;
   images: Record<'proxy' | 'app' | 'postgres' | 'redis', string>;
+  acme: LabAcme;
   hosts: LabHost[];
 }
 
