@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { liveSecretsOfStack, planStack } from '../cluster/plan-init.js';
 import { type ClusterFacts, probeCluster, probeSwarm, type SwarmFacts } from '../cluster/probe.js';
@@ -8,6 +9,7 @@ import type { Config, ConfigInput, Host } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
 import type { Step } from '../core/plan.js';
 import { quoteArg } from '../core/quote.js';
+import type { Secret } from '../core/secret.js';
 import type { HostSession } from '../core/session.js';
 import { buildStackModel } from '../stack/model.js';
 import { renderStack } from '../stack/render.js';
@@ -19,6 +21,8 @@ export interface ClusterHandle {
   /** Absolute path of cluster.yaml, and the name the user gave it. */
   readonly file: string;
   readonly configArg: string;
+  /** cluster.yaml's text as read: edits keep its comments (config/edit.ts). */
+  readonly text: string;
   readonly input: ConfigInput;
   readonly config: Config;
   readonly manager: {
@@ -105,6 +109,7 @@ export async function openCluster(
       return {
         file,
         configArg: opts.config,
+        text: await readFile(file, 'utf8'),
         input,
         config,
         manager: { host, session, swarm, cluster },
@@ -129,6 +134,8 @@ export function stackStepsFor(
   h: ClusterHandle,
   config: Config,
   force: boolean,
+  /** Values for secrets the plan creates, instead of generated ones (the first admin's password). */
+  secretValues: Readonly<Record<string, Secret>> = {},
 ): { steps: Step[]; deploys: boolean; warnings: string[] } {
   const model = buildStackModel(config, liveSecretsOfStack(config.name, h.manager.cluster));
   const engine = oldestVersion([
@@ -142,7 +149,7 @@ export function stackStepsFor(
     cluster: h.manager.cluster,
     rendered,
     force,
-    newSecrets: generateSecrets(config),
+    newSecrets: { ...generateSecrets(config), ...secretValues },
   });
   const warnings: string[] = [];
   for (const svc of ['postgres', 'redis'] as const) {

@@ -19,6 +19,8 @@ export interface Ctx {
   /** Live progress rendering (listr2 default renderer) only on a TTY. */
   readonly tty: boolean;
   readonly prompts: Prompts;
+  /** Where --password-stdin reads from (default: the process's stdin). */
+  readonly stdin?: NodeJS.ReadableStream;
   /** Overrides how executors are made (tests); default: local or SSH per host. */
   readonly connect?: ConnectFn;
 }
@@ -53,6 +55,8 @@ export interface Prompts {
     default?: T;
   }): Promise<T>;
   confirm(q: { message: string; default?: boolean }): Promise<boolean>;
+  /** Masked input (passwords): the answer never echoes. */
+  password(q: { message: string }): Promise<string>;
 }
 
 /** Real prompts, loaded only when first asked (keeps `--help` fast). */
@@ -76,6 +80,10 @@ export const inquirerPrompts: Prompts = {
   async confirm(q) {
     const { confirm } = await import('@inquirer/prompts');
     return confirm({ message: q.message, default: q.default ?? false });
+  },
+  async password(q) {
+    const { password } = await import('@inquirer/prompts');
+    return password({ message: q.message, mask: '*' });
   },
 };
 

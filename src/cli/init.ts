@@ -19,7 +19,7 @@ import { changesOf } from '../core/plan.js';
 import { quoteArg } from '../core/quote.js';
 import type { HostSession } from '../core/session.js';
 import { parseTarget } from '../remote/ssh-config.js';
-import { buildStackModel, secretNames, stackServiceNames } from '../stack/model.js';
+import { buildStackModel, configServiceNames, secretNames } from '../stack/model.js';
 import { renderStack } from '../stack/render.js';
 import { formatPreflight } from '../ui/preflight.js';
 import { askInput, askSelect, checked, parseTimeoutFlag } from './ask.js';
@@ -244,7 +244,7 @@ async function initOn(session: HostSession, r: InitRun): Promise<Outcome> {
       const t0 = performance.now();
       const states = await converge(session.docker(), ctx.stdout, mode, {
         stack: config.name,
-        services: stackServiceNames(config.name),
+        services: configServiceNames(config),
         timeoutMs: (r.timeoutS ?? config.deploy.timeout) * 1000,
         ...(since ? { since } : {}),
       });

@@ -11,7 +11,7 @@ import { UserError } from '../core/errors.js';
 import { Secret } from '../core/secret.js';
 import type { HostSession } from '../core/session.js';
 import { joinTokenRead, type Role } from '../docker/swarm.js';
-import { stackServiceNames } from '../stack/model.js';
+import { configServiceNames } from '../stack/model.js';
 import { formatPreflight } from '../ui/preflight.js';
 import { type ProgressMode, runWithProgress } from '../ui/progress.js';
 import type { ClusterHandle } from './cluster.js';
@@ -225,7 +225,7 @@ export function afterJoin(
       const t1 = performance.now();
       const states = await converge(manager.docker(), ctx.stdout, mode, {
         stack: next.name,
-        services: stackServiceNames(next.name),
+        services: configServiceNames(next),
         timeoutMs: (o.timeoutS ?? next.deploy.timeout) * 1000,
         ...(since ? { since } : {}),
       });

@@ -31,7 +31,7 @@ import type { Step } from '../core/plan.js';
 import { quoteArg } from '../core/quote.js';
 import type { HostSession } from '../core/session.js';
 import type { Role } from '../docker/swarm.js';
-import { stackServiceNames } from '../stack/model.js';
+import { configServiceNames } from '../stack/model.js';
 import { formatTable } from '../ui/table.js';
 import { parseTimeoutFlag } from './ask.js';
 import { type ClusterHandle, cfgFlag, hostTarget, openCluster, stackStepsFor } from './cluster.js';
@@ -418,7 +418,7 @@ async function runChange(
       if (!waits || r.failed.size) return undefined;
       return converge(manager.docker(), ctx.stdout, mode, {
         stack: h.config.name,
-        services: stackServiceNames(h.config.name),
+        services: configServiceNames(h.config),
         timeoutMs: (timeout ?? 300) * 1000,
         ...(since ? { since } : {}),
       });

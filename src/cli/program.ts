@@ -1,4 +1,5 @@
 import { Argument, Command, CommanderError, Option } from 'commander';
+import { keysHelp } from '../config/key-defs.js';
 import { UserError } from '../core/errors.js';
 import type { Ctx } from './context.js';
 
@@ -46,6 +47,12 @@ export const changeOptions: readonly OptionDef[] = [
     description: 'how long to wait for every service to run (default: deploy.timeout, 300)',
   },
 ];
+
+const forceMoveOption: OptionDef = {
+  flags: '--force',
+  description:
+    'go on although PostgreSQL/Redis would move to another node (their data stays behind)',
+};
 
 /** `--label a=b --label c=d` → ['a=b', 'c=d']. */
 export function collect(value: string, previous: string[] | undefined): string[] {
@@ -425,6 +432,290 @@ of today's, remaining reachable managers without quorum, or the node PostgreSQL 
     .action(async (names: string[], opts) => {
       const { runNodeRemove } = await import('./node-ops.js');
       await runNodeRemove(names, opts, ctx);
+    });
+
+  // ssl enable, status, renew, disable (src/cli/ssl.ts)
+  const ssl = program
+    .command('ssl')
+    .description(
+      'HTTPS for the platform: certificates from an ACME CA, one for every proxy replica.',
+    );
+  const dnsOption: OptionDef = {
+    flags: '--dns-server <address>',
+    description: 'DNS server (ip or ip:port) the pre-check asks for the host names (default: the system resolver)',
+  };
+  addOptions(ssl.command('enable'), [
+    {
+      flags: '--email <address>',
+      description: 'ACME account email (default: email in cluster.yaml)',
+    },
+    {
+      flags: '--staging',
+      description: "use Let's Encrypt's staging CA (untrusted certificates, generous limits)",
+    },
+    {
+      flags: '--acme-ca <url>',
+      description: 'ACME directory URL of another CA (ZeroSSL, step-ca, a private CA)',
+    },
+    {
+      flags: '--acme-ca-root <file>',
+      description: "PEM of the private CA that signs that directory's HTTPS",
+    },
+    {
+      flags: '--managed-by <who>',
+      description:
+        "cluster: one certificate for every proxy replica (default); proxy: the proxy's own ACME (one replica only)",
+      choices: ['cluster', 'proxy'],
+    },
+    dnsOption,
+    ...changeOptions,
+    ...sshOptions,
+    ...commonOptions,
+  ])
+    .description(
+      'Turn on HTTPS with HTTP-01: checks DNS and port 80 first, then obtains one certificate and serves it from every proxy replica.',
+    )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ cluster-cli ssl enable --email ops@example.com
+  $ cluster-cli ssl enable --staging --dry-run
+  $ cluster-cli ssl enable --acme-ca https://ca.internal:9000/acme/acme/directory --acme-ca-root root.pem --yes`,
+    )
+    .action(async (opts) => {
+      const { runSslEnable } = await import('./ssl.js');
+      await runSslEnable(opts, ctx);
+    });
+  addOptions(ssl.command('status'), [dnsOption, ...sshOptions, ...commonOptions])
+    .description(
+      'Per host name: the certificate (issuer, expiry), which nodes serve it, the last renewal and the last ACME error.',
+    )
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ cluster-cli ssl status\n  $ cluster-cli ssl status --json',
+    )
+    .action(async (opts) => {
+      const { runSslStatus } = await import('./ssl.js');
+      await runSslStatus(opts, ctx);
+    });
+  addOptions(ssl.command('renew'), [
+    { flags: '--force', description: 'renew although the certificate is still fresh' },
+    ...changeOptions,
+    ...sshOptions,
+    ...commonOptions,
+  ])
+    .description(
+      'Renew the certificate now if due (or --force): one agent replica orders it, every proxy replica gets it.',
+    )
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ cluster-cli ssl renew\n  $ cluster-cli ssl renew --force --yes',
+    )
+    .action(async (opts) => {
+      const { runSslRenew } = await import('./ssl.js');
+      await runSslRenew(opts, ctx);
+    });
+  addOptions(ssl.command('disable'), [...changeOptions, ...sshOptions, ...commonOptions])
+    .description('Go back to plain HTTP (the agent is removed; the stored certificate is kept).')
+    .addHelpText('after', '\nExamples:\n  $ cluster-cli ssl disable --yes')
+    .action(async (opts) => {
+      const { runSslDisable } = await import('./ssl.js');
+      await runSslDisable(opts, ctx);
+    });
+
+  // user create, list, passwd, disable, enable, delete, verify (src/cli/user.ts)
+  const user = program
+    .command('user')
+    .description(
+      "The platform's admins: stored in its PostgreSQL (scrypt), they also guard the proxy dashboard.",
+    );
+  const passwordOptions: OptionDef[] = [
+    {
+      flags: '--password-stdin',
+      description: 'read the password from stdin (for scripts; never pass it as an argument)',
+    },
+    { flags: '--generate', description: 'make a strong password and print it once' },
+  ];
+  addOptions(
+    user.command('create').argument('<name>', 'user name (lower-case letters, digits, . _ -)'),
+    [
+      { flags: '--email <address>', description: 'email address (unique, case-insensitively)' },
+      ...passwordOptions,
+      ...changeOptions,
+      ...sshOptions,
+      ...commonOptions,
+    ],
+  )
+    .description(
+      "Create an admin. On a terminal the password is asked twice, masked. The first admin is also the app's bootstrap admin.",
+    )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ cluster-cli user create alice --email alice@example.com
+  $ printf '%s' "$PASSWORD" | cluster-cli user create ci --email ci@example.com --password-stdin --yes
+  $ cluster-cli user create bob --email bob@example.com --generate --yes`,
+    )
+    .action(async (name: string, opts) => {
+      const { runUserCreate } = await import('./user.js');
+      await runUserCreate(name, opts, ctx);
+    });
+  addOptions(user.command('list').alias('ls'), [...sshOptions, ...commonOptions])
+    .description('List the admins (never a hash).')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ cluster-cli user list\n  $ cluster-cli user list --json',
+    )
+    .action(async (opts) => {
+      const { runUserList } = await import('./user.js');
+      await runUserList(opts, ctx);
+    });
+  addOptions(user.command('passwd').argument('<name>', 'user name'), [
+    ...passwordOptions,
+    ...changeOptions,
+    ...sshOptions,
+    ...commonOptions,
+  ])
+    .description('Set a new password.')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ cluster-cli user passwd alice\n  $ cluster-cli user passwd alice --generate --yes',
+    )
+    .action(async (name: string, opts) => {
+      const { runUserPasswd } = await import('./user.js');
+      await runUserPasswd(name, opts, ctx);
+    });
+  for (const verb of ['disable', 'enable'] as const) {
+    addOptions(user.command(verb).argument('<name>', 'user name'), [
+      ...changeOptions,
+      ...sshOptions,
+      ...commonOptions,
+    ])
+      .description(
+        verb === 'disable'
+          ? 'Stop a user from logging in (kept, can be enabled again).'
+          : 'Let a disabled user log in again.',
+      )
+      .addHelpText('after', `\nExamples:\n  $ cluster-cli user ${verb} alice --yes`)
+      .action(async (name: string, opts) => {
+        const { runUserEnable } = await import('./user.js');
+        await runUserEnable(name, verb === 'disable', opts, ctx);
+      });
+  }
+  addOptions(user.command('delete').alias('rm').argument('<name>', 'user name'), [
+    ...changeOptions,
+    ...sshOptions,
+    ...commonOptions,
+  ])
+    .description('Delete a user.')
+    .addHelpText('after', '\nExamples:\n  $ cluster-cli user delete alice --yes')
+    .action(async (name: string, opts) => {
+      const { runUserDelete } = await import('./user.js');
+      await runUserDelete(name, opts, ctx);
+    });
+  addOptions(user.command('verify').argument('<name>', 'user name or email'), [
+    { flags: '--password-stdin', description: 'read the password to check from stdin' },
+    ...sshOptions,
+    ...commonOptions,
+  ])
+    .description('Check a password against the stored hash: exit 0 when it logs in, 1 when not.')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ printf \'%s\' "$PASSWORD" | cluster-cli user verify alice --password-stdin',
+    )
+    .action(async (name: string, opts) => {
+      const { runUserVerify } = await import('./user.js');
+      await runUserVerify(name, opts, ctx);
+    });
+
+  // The process inside the cluster's agent service; not for people.
+  program
+    .command('agent', { hidden: true })
+    .description("Run cluster-cli's in-cluster agent (inside the stack only).")
+    .action(async () => {
+      const { runAgent } = await import('./agent.js');
+      await runAgent(ctx);
+    });
+
+  // config get, list, set, unset (src/cli/config-cmd.ts); keys from src/config/key-defs.ts
+  const config = program
+    .command('config')
+    .description(
+      'Read and change cluster.yaml by key (domain, app.replicas, resources.app.memory, …).',
+    );
+  const keyArg = 'a key as `cluster-cli config list` shows it, e.g. app.replicas';
+  addOptions(config.command('get').argument('<key>', keyArg), commonOptions)
+    .description(
+      'Print the effective value of one key (the default when cluster.yaml does not set it). Secret-looking values print as [REDACTED].',
+    )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ cluster-cli config get app.replicas
+  $ cluster-cli config get resources.postgres.memory --json   # {"key", "value", "default"}`,
+    )
+    .action(async (key: string, opts) => {
+      const { runConfigGet } = await import('./config-cmd.js');
+      await runConfigGet(key, opts, ctx);
+    });
+  addOptions(config.command('list').alias('ls'), commonOptions)
+    .description('List every key with its effective value and whether it is the default.')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ cluster-cli config list
+  $ cluster-cli config list --json    # one JSON array, a row per key`,
+    )
+    .action(async (opts) => {
+      const { runConfigList } = await import('./config-cmd.js');
+      await runConfigList(opts, ctx);
+    });
+  addOptions(
+    config
+      .command('set')
+      .argument('<key=value...>', 'keys to set, as key=value (or one key and its value)'),
+    [...changeOptions, forceMoveOption, ...sshOptions, ...commonOptions],
+  )
+    .description(
+      'Change keys of cluster.yaml (comments kept), show the plan and update only the services the change affects. A bad value changes nothing.',
+    )
+    .addHelpText(
+      'after',
+      () => `
+${keysHelp()}
+
+Examples:
+  $ cluster-cli config set app.replicas 3
+  $ cluster-cli config set app.image=ghcr.io/acme/web:1.5 resources.app.memory=1G --yes
+  $ cluster-cli config set app.domains=www.example.com,shop.example.com --dry-run`,
+    )
+    .action(async (args: string[], opts) => {
+      const { configSet, parseSetArgs } = await import('./config-cmd.js');
+      await configSet(ctx, opts, parseSetArgs(args));
+    });
+  addOptions(config.command('unset').argument('<key...>', 'keys to return to their defaults'), [
+    ...changeOptions,
+    forceMoveOption,
+    ...sshOptions,
+    ...commonOptions,
+  ])
+    .description(
+      'Remove keys from cluster.yaml so their defaults apply, show the plan and update the services they affect. domain and email cannot be unset.',
+    )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ cluster-cli config unset resources.app.memory --yes
+  $ cluster-cli config unset app.env.DEBUG proxy.dashboard --dry-run`,
+    )
+    .action(async (keys: string[], opts) => {
+      const { configUnset } = await import('./config-cmd.js');
+      await configUnset(ctx, opts, keys);
     });
 
   // Generated from this program (commands, aliases, options, choices) when asked.

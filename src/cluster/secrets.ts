@@ -8,9 +8,9 @@ import { secretNames } from '../stack/model.js';
  * Planners use one only where the secret does not exist yet. base64url: no
  * quote or backslash, which redis.conf would unquote.
  */
-export function generateSecrets(config: Pick<Config, 'name'>): Record<string, Secret> {
+export function generateSecrets(config: Pick<Config, 'name' | 'app'>): Record<string, Secret> {
   return Object.fromEntries(
-    Object.values(secretNames(config.name)).map((n) => [
+    Object.values(secretNames(config.name, Boolean(config.app.adminEmail))).map((n) => [
       n,
       new Secret(randomBytes(24).toString('base64url'), n),
     ]),

@@ -124,6 +124,12 @@ export const App = z.strictObject({
       z.string(),
     )
     .default({}),
+  /**
+   * The first admin's email, set by `cluster-cli user create`: the app gets it
+   * as ADMIN_EMAIL and the initial password as the Docker secret
+   * ADMIN_PASSWORD_FILE points at, for first-run bootstrap.
+   */
+  adminEmail: email.optional(),
   /** Command run inside the container (exec form); omit for images without a shell. */
   healthcheck: z.array(z.string()).min(1).optional(),
   resources: Resources.default(res('512M', 0.5, '256M')),

@@ -75,9 +75,8 @@ export function configCreate(name: string, content: string): Cmd {
   });
 }
 
-/** The stack file goes through stdin too, so nothing is left on the host's disk. */
 /**
- * `docker stack deploy` from stdin. `prune` removes the stack's services the
+ * `docker stack deploy` from stdin, so nothing is left on the host's disk. `prune` removes the stack's services the
  * file does not name: only for a full file (a partial one updates just the
  * services it names).
  */

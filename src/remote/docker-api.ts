@@ -1,5 +1,5 @@
 import { Agent } from 'node:http';
-import { Duplex } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import Docker from 'dockerode';
 import {
   type ApiRequest,
@@ -10,60 +10,12 @@ import {
   secretsInBody,
 } from '../core/api.js';
 import { cmd } from '../core/cmd.js';
-import type { Executor, Stream } from '../core/executor.js';
+import type { Executor } from '../core/executor.js';
 import { scrub } from '../core/secret.js';
+import { StreamSocket } from './stream-socket.js';
 
 /** `docker system dial-stdio`: the docker CLI turns its stdin/stdout into the daemon's API socket. */
 export const dialStdio = () => cmd(['docker', 'system', 'dial-stdio']);
-
-/**
- * An http socket made of a command's stdin and stdout. Node's http agent also
- * calls the socket methods of a TCP socket on it; those are no-ops here.
- */
-class StreamSocket extends Duplex {
-  readonly #s: Stream;
-  constructor(s: Stream) {
-    super();
-    this.#s = s;
-    s.stdout.on('data', (d: Buffer) => {
-      if (!this.push(d)) s.stdout.pause();
-    });
-    s.stdout.on('end', () => this.push(null));
-    s.stdout.on('error', (e) => this.destroy(e));
-    s.stdin.on('error', (e) => this.destroy(e));
-    // stdout's end ends the socket; a failed command destroys it with its error.
-    s.done.catch((e: unknown) => this.destroy(e instanceof Error ? e : new Error(String(e))));
-  }
-  override _read(): void {
-    this.#s.stdout.resume();
-  }
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
-    this.#s.stdin.write(chunk, cb);
-  }
-  override _final(cb: (e?: Error | null) => void): void {
-    this.#s.stdin.end();
-    cb();
-  }
-  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
-    this.#s.kill();
-    cb(err);
-  }
-  setKeepAlive(): this {
-    return this;
-  }
-  setNoDelay(): this {
-    return this;
-  }
-  setTimeout(): this {
-    return this;
-  }
-  ref(): this {
-    return this;
-  }
-  unref(): this {
-    return this;
-  }
-}
 
 const STATUS_OK: Record<number, boolean | string> = {
   200: true,
@@ -100,7 +52,21 @@ export function connectDockerApi(exec: Executor): DockerApi {
     return undefined;
   };
   const docker = new Docker({ protocol: 'http', host: 'docker', port: 80, agent } as never);
+  return apiOver(docker, exec.label, async () => {
+    agent.destroy();
+  });
+}
 
+/**
+ * The Docker Engine API on a unix socket of this machine: what cluster-cli's
+ * agent uses inside the cluster, with the manager's socket mounted.
+ */
+export function connectDockerSocket(socketPath: string, label = 'local'): DockerApi {
+  const docker = new Docker({ socketPath });
+  return apiOver(docker, label, async () => {});
+}
+
+function apiOver(docker: Docker, label: string, close: () => Promise<void>): DockerApi {
   return {
     request<T>(r: ApiRequest): Promise<T> {
       const hasQuery = r.query !== undefined && Object.keys(r.query).length > 0;
@@ -127,7 +93,7 @@ export function connectDockerApi(exec: Executor): DockerApi {
               const reason = e.json?.message ?? e.message ?? String(err);
               reject(
                 new DockerApiError(
-                  exec.label,
+                  label,
                   formatApiRequest({ ...r, body: undefined }),
                   e.statusCode,
                   scrub(reason, secrets),
@@ -138,9 +104,7 @@ export function connectDockerApi(exec: Executor): DockerApi {
         );
       });
     },
-    async close() {
-      agent.destroy();
-    },
+    close,
   };
 }
 

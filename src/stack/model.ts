@@ -37,7 +37,12 @@ export interface StackModel {
   /** External overlay networks created by init before the deploy. */
   readonly networks: { readonly ingress: string; readonly app: string; readonly data: string };
   /** External Docker secret names created by init before the deploy. */
-  readonly secrets: { readonly postgresPassword: string; readonly redisPassword: string };
+  readonly secrets: {
+    readonly postgresPassword: string;
+    readonly redisPassword: string;
+    /** With app.adminEmail: the first admin's initial password (see `user create`). */
+    readonly adminPassword?: string;
+  };
   readonly proxy: {
     readonly provider: 'traefik' | 'caddy';
     readonly image: string;
@@ -46,6 +51,7 @@ export interface StackModel {
     readonly resources: Resources;
   };
   readonly app: {
+    readonly adminEmail?: string;
     readonly image: string;
     readonly port: number;
     readonly replicas: number;
@@ -103,6 +109,15 @@ export function stackServiceNames(name: string, withAgent = false): string[] {
   );
 }
 
+/** The services a cluster.yaml deploys: the four platform services, plus the agent when the cluster owns TLS. */
+export function configServiceNames(config: Config): string[] {
+  return stackServiceNames(config.name, hasAgent(config));
+}
+
+export function hasAgent(config: Config): boolean {
+  return config.proxy.tls === 'acme' && config.ssl.acme === 'cluster';
+}
+
 /** Host names the certificate covers: the app's, then the dashboard's. */
 export function certificateDomains(model: Pick<StackModel, 'appDomains' | 'dashboard'>): string[] {
   return [...model.appDomains, ...(model.dashboard ? [model.dashboard] : [])];
@@ -112,11 +127,12 @@ export function networkNames(name: string) {
   return { ingress: `${name}-ingress`, app: `${name}-app`, data: `${name}-data` } as const;
 }
 
-export function secretNames(name: string) {
+export function secretNames(name: string, withAdmin = false) {
   return {
     postgresPassword: `${name}_postgres_password`,
     redisPassword: `${name}_redis_password`,
-  } as const;
+    ...(withAdmin ? { adminPassword: `${name}_admin_password` } : {}),
+  };
 }
 
 /**
@@ -157,7 +173,7 @@ export function buildStackModel(config: Config, live: LiveSecrets = {}): StackMo
     ...(acme ? { acme } : {}),
     live,
     ...(config.proxy.dashboard ? { dashboard: config.proxy.dashboard } : {}),
-    ...(acme?.mode === 'cluster'
+    ...(hasAgent(config)
       ? {
           agent: {
             image: config.agent.image,
@@ -168,7 +184,7 @@ export function buildStackModel(config: Config, live: LiveSecrets = {}): StackMo
       : {}),
     endpointMode: config.networks.endpointMode,
     networks: networkNames(config.name),
-    secrets: secretNames(config.name),
+    secrets: secretNames(config.name, Boolean(config.app.adminEmail)),
     proxy: {
       provider: config.proxy.provider,
       image: proxyImage(config),
@@ -177,6 +193,7 @@ export function buildStackModel(config: Config, live: LiveSecrets = {}): StackMo
       resources: config.proxy.resources,
     },
     app: {
+      ...(config.app.adminEmail ? { adminEmail: config.app.adminEmail } : {}),
       image: config.app.image,
       port: config.app.port,
       replicas: config.app.replicas,

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Document } from 'yaml';
 import type { Resources } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
-import { contentHash, LIVE_SECRET_FILES, type StackModel } from './model.js';
+import { contentHash, LIVE_SECRET_FILES, type LiveSecrets, type StackModel } from './model.js';
 import { proxyProvider } from './providers/index.js';
 import {
   type ComposeHealthcheck,
@@ -36,6 +36,8 @@ export interface RenderedStack {
   readonly revisions: Readonly<Record<string, string>>;
   /** The stack file with only these services (and what they reference): a deploy that touches nothing else. */
   yamlFor(services: readonly string[]): string;
+  /** The live secrets the proxy mounts in this file (those of the model that its TLS state uses). */
+  readonly live: LiveSecrets;
 }
 
 export const STACK_HEADER =
@@ -45,6 +47,7 @@ export const STACK_HEADER =
 export const SECRET_FILES = {
   postgresPassword: '/run/secrets/postgres_password',
   redisPassword: '/run/secrets/redis_password',
+  adminPassword: '/run/secrets/admin_password',
 } as const;
 
 type Role = 'proxy' | 'app' | 'postgres' | 'redis' | 'agent';
@@ -127,6 +130,9 @@ export function renderStack(model: StackModel, opts: RenderStackOptions = {}): R
       REDIS_HOST: 'redis',
       REDIS_PORT: '6379',
       REDIS_PASSWORD_FILE: SECRET_FILES.redisPassword,
+      ...(model.app.adminEmail
+        ? { ADMIN_EMAIL: model.app.adminEmail, ADMIN_PASSWORD_FILE: SECRET_FILES.adminPassword }
+        : {}),
       ...sortedRecord(model.app.env),
     },
     ...(model.app.healthcheck
@@ -138,7 +144,11 @@ export function renderStack(model: StackModel, opts: RenderStackOptions = {}): R
           }),
         }
       : {}),
-    secrets: [secretRef('postgres_password'), secretRef('redis_password')],
+    secrets: [
+      secretRef('postgres_password'),
+      secretRef('redis_password'),
+      ...(model.secrets.adminPassword ? [secretRef('admin_password')] : []),
+    ],
     networks: ['ingress', 'app', 'data'],
     deploy: deploy('app', { mode: 'replicated', replicas: model.app.replicas }),
   };
@@ -201,6 +211,9 @@ export function renderStack(model: StackModel, opts: RenderStackOptions = {}): R
     secrets: {
       postgres_password: { external: true, name: model.secrets.postgresPassword },
       redis_password: { external: true, name: model.secrets.redisPassword },
+      ...(model.secrets.adminPassword
+        ? { admin_password: { external: true, name: model.secrets.adminPassword } }
+        : {}),
       ...Object.fromEntries(live.map(([key, name]) => [key, { external: true, name }])),
     },
     configs: Object.fromEntries(configs.map((c) => [c.key, { external: true, name: c.name }])),
@@ -223,6 +236,14 @@ export function renderStack(model: StackModel, opts: RenderStackOptions = {}): R
     services: Object.keys(services),
     revisions,
     yamlFor: (keys) => toYaml(subset(stack, keys)),
+    live: {
+      ...(live.some(([k]) => k === 'tls_crt')
+        ? { tlsCert: model.live.tlsCert, tlsKey: model.live.tlsKey }
+        : {}),
+      ...(live.some(([k]) => k === 'dashboard_users')
+        ? { dashboardUsers: model.live.dashboardUsers }
+        : {}),
+    } as LiveSecrets,
   };
 }
 
@@ -449,7 +470,7 @@ function rollout(order: 'start-first' | 'stop-first'): Obj {
   };
 }
 
-function secretRef(key: 'postgres_password' | 'redis_password'): Obj {
+function secretRef(key: 'postgres_password' | 'redis_password' | 'admin_password'): Obj {
   return { source: key, target: key };
 }
 

@@ -37,6 +37,10 @@ function harness(
       asked.push(q.message);
       return queue.select.shift() as never;
     },
+    password: async (q) => {
+      asked.push(q.message);
+      return String(queue.input.shift());
+    },
     confirm: async (q) => {
       asked.push(q.message);
       return Boolean(queue.confirm.shift());

@@ -33,6 +33,9 @@ function harness() {
     interactive: false,
     tty: false,
     prompts: {
+      password: async () => {
+        throw new Error('no prompt expected');
+      },
       input: async () => {
         throw new Error('no prompt expected');
       },
@@ -149,7 +152,7 @@ describe('cluster-cli completion', () => {
 
   it('the bash script names every command, node subcommand and init option', async () => {
     const bash = await script('bash');
-    const top = program.commands.map((c) => c.name());
+    const top = visible(program.commands).map((c) => c.name());
     const node = program.commands.find((c) => c.name() === 'node')?.commands ?? [];
     expect(top).toEqual(expect.arrayContaining(['init', 'stack', 'images', 'apply', 'node']));
     expect(node.map((c) => c.name())).toEqual(expect.arrayContaining(['join', 'ls', 'remove']));
@@ -189,7 +192,7 @@ describe('cluster-cli completion', () => {
       )
         .split('\n')
         .filter(Boolean);
-    expect(complete('')).toEqual(program.commands.map((c) => c.name()).concat('help'));
+    expect(complete('')).toEqual(visible(program.commands).map((c) => c.name()).concat('help'));
     expect(complete('node', 'jo')).toEqual(['join']);
     expect(complete('node', 'r')).toEqual(['remove', 'rm']);
     expect(complete('init', '--topology', '')).toEqual(['single', 'three-node', 'ha']);
@@ -284,3 +287,8 @@ describe("the README's first commands", () => {
     },
   );
 });
+
+/** Commands a user sees (help, completion): not the hidden in-cluster `agent`. */
+function visible<T extends { name(): string }>(commands: readonly T[]): T[] {
+  return commands.filter((c) => !(c as unknown as { _hidden?: boolean })._hidden);
+}

@@ -93,6 +93,7 @@ function harness(opts: { swarm?: boolean; failOn?: string } = {}) {
     interactive: false,
     tty: false,
     prompts: {
+      password: () => Promise.reject(new Error('no prompts')),
       input: () => Promise.reject(new Error('no prompts')),
       select: () => Promise.reject(new Error('no prompts')),
       confirm: () => Promise.reject(new Error('no prompts')),

@@ -419,6 +419,7 @@ hosts:
       interactive: false,
       tty: false,
       prompts: {
+        password: () => Promise.reject(new Error('no prompts')),
         input: () => Promise.reject(new Error('no prompts')),
         select: () => Promise.reject(new Error('no prompts')),
         confirm: () => Promise.reject(new Error('no prompts')),

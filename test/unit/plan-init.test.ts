@@ -25,6 +25,7 @@ const rendered: RenderedStack = {
   services: ['proxy', 'app', 'postgres', 'redis'],
   revisions: { proxy: 'rev1', app: 'rev1', postgres: 'rev1', redis: 'rev1' },
   yamlFor: (keys) => `services: {${keys.join(', ')}}\n`,
+  live: {},
 };
 const newSecrets = {
   platform_postgres_password: secret('pg-value-never-printed'),
