@@ -442,7 +442,8 @@ of today's, remaining reachable managers without quorum, or the node PostgreSQL 
     );
   const dnsOption: OptionDef = {
     flags: '--dns-server <address>',
-    description: 'DNS server (ip or ip:port) the pre-check asks for the host names (default: the system resolver)',
+    description:
+      'DNS server (ip or ip:port) the pre-check asks for the host names (default: the system resolver)',
   };
   addOptions(ssl.command('enable'), [
     {

@@ -211,7 +211,9 @@ export async function runUserVerify(
           1,
         );
       }
-      ctx.stdout.write(opts.json ? `${JSON.stringify({ name, ok: true })}\n` : `${name}: password accepted\n`);
+      ctx.stdout.write(
+        opts.json ? `${JSON.stringify({ name, ok: true })}\n` : `${name}: password accepted\n`,
+      );
       return true;
     } finally {
       await opened.close();

@@ -192,7 +192,11 @@ describe('cluster-cli completion', () => {
       )
         .split('\n')
         .filter(Boolean);
-    expect(complete('')).toEqual(visible(program.commands).map((c) => c.name()).concat('help'));
+    expect(complete('')).toEqual(
+      visible(program.commands)
+        .map((c) => c.name())
+        .concat('help'),
+    );
     expect(complete('node', 'jo')).toEqual(['join']);
     expect(complete('node', 'r')).toEqual(['remove', 'rm']);
     expect(complete('init', '--topology', '')).toEqual(['single', 'three-node', 'ha']);
