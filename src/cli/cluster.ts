@@ -1,7 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { liveSecretsOfStack, planStack } from '../cluster/plan-init.js';
-import { type ClusterFacts, probeCluster, probeSwarm, type SwarmFacts } from '../cluster/probe.js';
+import {
+  type ClusterFacts,
+  ProbeError,
+  probeCluster,
+  probeSwarm,
+  type SwarmFacts,
+} from '../cluster/probe.js';
 import { generateSecrets } from '../cluster/secrets.js';
 import { oldestVersion } from '../cluster/versions.js';
 import { DEFAULT_CONFIG_FILE, readConfigInput, validateConfig } from '../config/load.js';
@@ -116,6 +122,11 @@ export async function openCluster(
       };
     } catch (err) {
       await session.close();
+      // Its daemon is down (or it answers oddly): try the next manager.
+      if (err instanceof ProbeError) {
+        errors.push(`${host.name}: ${err.message}`);
+        continue;
+      }
       throw err;
     }
   }

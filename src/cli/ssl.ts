@@ -631,12 +631,20 @@ async function deliver(
   const names = await ensureCertSecrets(api, h.config.name, cert);
   // The dashboard appears with HTTPS: it needs the admins' file then.
   const users = h.config.proxy.dashboard ? await dashboardLive(api, h.config, db) : {};
-  await updateProxyLive(
+  const updated = await updateProxyLive(
     ctx,
     h,
     { ...names, ...users },
     { mode, ...(timeoutS ? { timeoutS } : {}) },
   );
+  if (!updated) {
+    // The agent swapped it in already: wait for that rolling update instead.
+    await converge(api, ctx.stdout, mode, {
+      stack: h.config.name,
+      services: [`${h.config.name}_proxy`],
+      timeoutMs: (timeoutS ?? h.config.deploy.timeout) * 1000,
+    });
+  }
   const fresh = {
     ...h,
     manager: { ...h.manager, cluster: await probeCluster(h.manager.session.exec, h.config.name) },
@@ -647,7 +655,7 @@ async function deliver(
       title: 'Check that every proxy replica serves the certificate',
       run: async (report) => {
         const domains = certificateDomains(buildStackModel(h.config));
-        for (let i = 0; i < 30; i++) {
+        for (let i = 0; i < 60; i++) {
           rows = await servedBy(fresh, domains, cert);
           const bad = rows.filter((r) => !r.current);
           report(`${rows.length - bad.length}/${rows.length} serve it`);

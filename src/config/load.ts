@@ -29,7 +29,7 @@ export class ConfigError extends UserError {
 
 /** Schema, then rules. Throws ConfigError listing every `path: message`. */
 export function validateConfig(input: unknown, file = DEFAULT_CONFIG_FILE): Validated {
-  const parsed = Config.safeParse(input);
+  const parsed = Config.safeParse(input, { reportInput: true });
   if (!parsed.success) throw new ConfigError(file, fromZodIssues(parsed.error.issues));
   const { errors, warnings } = checkRules(parsed.data);
   if (errors.length) throw new ConfigError(file, errors);

@@ -127,3 +127,25 @@ export async function execIn(docker: Docker, service: string, cmd: string[]): Pr
     );
   return Buffer.concat(chunks).toString();
 }
+
+/** `ps` of the whole machine (the lab hosts share its PID namespace), sampled until stopped. */
+export function samplePs(): { stop: () => Promise<string[]> } {
+  const seen = new Set<string>();
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const out = await new Promise<string>((res) =>
+        execFile('ps', ['-eo', 'args='], { maxBuffer: 8 << 20 }, (_e, so) => res(so ?? '')),
+      );
+      for (const l of out.split('\n')) seen.add(l);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return [...seen];
+    },
+  };
+}

@@ -22,6 +22,7 @@ import {
   ROOT,
   readLab,
   runCli,
+  samplePs,
   wipe,
 } from './lab.js';
 
@@ -74,28 +75,6 @@ function iptables(n: number, ...args: string[]): void {
 
 async function swarmState(x: Docker): Promise<string> {
   return ((await x.info()) as { Swarm: { LocalNodeState: string } }).Swarm.LocalNodeState;
-}
-
-/** `ps` of the whole machine (the lab hosts share its PID namespace), sampled until stopped. */
-function samplePs(): { stop: () => Promise<string[]> } {
-  const seen = new Set<string>();
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      const out = await new Promise<string>((res) =>
-        execFile('ps', ['-eo', 'args='], { maxBuffer: 8 << 20 }, (_e, so) => res(so ?? '')),
-      );
-      for (const l of out.split('\n')) seen.add(l);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  })();
-  return {
-    stop: async () => {
-      running = false;
-      await loop;
-      return [...seen];
-    },
-  };
 }
 
 /** sshd's accepted logins per host since a byte offset of its log. */

@@ -140,6 +140,15 @@ describe('cluster.yaml validation', () => {
     }
   });
 
+  it('a value of the wrong type is named as such, not as missing', () => {
+    expect(() => validateConfig({ ...minimal, app: { replicas: 'x' } })).toThrow(
+      'app.replicas: Invalid input: expected number, received string',
+    );
+    expect(() => validateConfig({ email: minimal.email, hosts: minimal.hosts })).toThrow(
+      'domain: is required',
+    );
+  });
+
   it('refuses a host name listed twice across domain, app.domains and proxy.dashboard', () => {
     expect(() => validateConfig({ ...minimal, app: { domains: [minimal.domain] } })).toThrow(
       `app.domains: ${minimal.domain} is listed twice`,
