@@ -21,7 +21,8 @@ export interface AgentDeps {
   readonly work: Queryable;
   /** Connection for answering challenges (never blocked behind a renewal). */
   readonly serve: Queryable;
-  readonly api: DockerApi;
+  /** A manager's API, to swap renewed certificates into the proxy; absent: store them only. */
+  readonly api?: DockerApi;
   readonly owner: string;
   readonly checkMs: number;
   readonly obtain: (input: ObtainInput) => Promise<Obtained>;
@@ -116,7 +117,7 @@ export async function agentPass(deps: AgentDeps, state: { lastTick?: number }): 
   if (!c.won) return;
   try {
     const out = await renewIfDue(
-      { db, api: deps.api, owner: deps.owner, now: deps.now, obtain: deps.obtain, log: deps.log },
+      renewDeps(deps),
       { force: false },
     );
     await finish(db, 'tls-renew', tickId, deps.owner, 'ok', { action: out.action });
@@ -125,6 +126,11 @@ export async function agentPass(deps: AgentDeps, state: { lastTick?: number }): 
     deps.log(`scheduled renewal failed: ${detail}`);
     await finish(db, 'tls-renew', tickId, deps.owner, 'failed', { detail });
   }
+}
+
+function renewDeps(deps: AgentDeps) {
+  const { work: db, api, owner, now, obtain, log } = deps;
+  return { db, ...(api ? { api } : {}), owner, now, obtain, log };
 }
 
 export interface RunningAgent {
