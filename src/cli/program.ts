@@ -631,6 +631,132 @@ Examples:
       await runUserVerify(name, opts, ctx);
     });
 
+  // backup setup, run, list, verify, status; restore (src/cli/backup.ts); job (in the cluster)
+  const backup = program
+    .command('backup')
+    .description(
+      'Backups to any S3-compatible store: scheduled by cron on the managers, exactly once, verified.',
+    );
+  addOptions(backup.command('setup'), [
+    {
+      flags: '--s3-endpoint <url>',
+      description: 'S3 API endpoint, e.g. https://s3.eu-west-1.amazonaws.com',
+    },
+    { flags: '--s3-bucket <name>', description: 'bucket (must exist)' },
+    { flags: '--s3-region <region>', description: 'region (default us-east-1)' },
+    {
+      flags: '--s3-prefix <prefix>',
+      description: 'key prefix in the bucket (default cluster-cli)',
+    },
+    {
+      flags: '--s3-path-style',
+      description: 'path-style URLs (MinIO, Swift, Ceph and most non-AWS stores)',
+    },
+    {
+      flags: '--s3-credentials-stdin',
+      description:
+        'read the access key id and secret key from stdin, one per line (else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, else a prompt)',
+    },
+    {
+      flags: '--schedule <cron>',
+      description: 'five-field cron expression, UTC (default "0 3 * * *")',
+    },
+    {
+      flags: '--retention <spec>',
+      description: 'GFS counts, e.g. daily=7,weekly=4,monthly=6 (the default)',
+    },
+    { flags: '--encrypt', description: 'encrypt with age; the key is generated and printed once' },
+    ...changeOptions,
+    ...sshOptions,
+    ...commonOptions,
+  ])
+    .description(
+      'Where, when and how long: checks the schedule and the bucket (write, read, delete) before saving anything.',
+    )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… cluster-cli backup setup \\
+      --s3-endpoint https://s3.example.com --s3-bucket backups --schedule "0 3 * * *" --encrypt
+  $ printf '%s\\n%s\\n' "$ID" "$KEY" | cluster-cli backup setup --s3-endpoint http://minio:9000 \\
+      --s3-bucket b --s3-path-style --s3-credentials-stdin --yes`,
+    )
+    .action(async (opts) => {
+      const { runBackupSetup } = await import('./backup.js');
+      await runBackupSetup(opts, ctx);
+    });
+  addOptions(backup.command('run'), [...changeOptions, ...sshOptions, ...commonOptions])
+    .description('Take a backup now (the same job cron starts), with progress.')
+    .addHelpText('after', '\nExamples:\n  $ cluster-cli backup run --yes')
+    .action(async (opts) => {
+      const { runBackupRun } = await import('./backup.js');
+      await runBackupRun(opts, ctx);
+    });
+  addOptions(backup.command('list').alias('ls'), [...sshOptions, ...commonOptions])
+    .description('Every backup run: id, time, size, status, verified.')
+    .addHelpText('after', '\nExamples:\n  $ cluster-cli backup list --json')
+    .action(async (opts) => {
+      const { runBackupList } = await import('./backup.js');
+      await runBackupList(opts, ctx);
+    });
+  addOptions(backup.command('verify').argument('<id>', 'a backup id, or latest'), [
+    { flags: '--timeout <seconds>', description: 'how long to wait for the check (default 3600)' },
+    ...sshOptions,
+    ...commonOptions,
+  ])
+    .description(
+      'Download a backup, check every sha256, decrypt, and load the dump into a scratch database.',
+    )
+    .addHelpText('after', '\nExamples:\n  $ cluster-cli backup verify latest')
+    .action(async (id: string, opts) => {
+      const { runBackupVerify } = await import('./backup.js');
+      await runBackupVerify(id, opts, ctx);
+    });
+  addOptions(backup.command('status'), [...sshOptions, ...commonOptions])
+    .description('Schedule, last success, next run; a warning when the last success is too old.')
+    .addHelpText('after', '\nExamples:\n  $ cluster-cli backup status')
+    .action(async (opts) => {
+      const { runBackupStatus } = await import('./backup.js');
+      await runBackupStatus(opts, ctx);
+    });
+  backup
+    .command('job', { hidden: true })
+    .argument('<action>', 'run | verify | restore')
+    .option('--scheduled', 'started by cron: claim this tick')
+    .option('--id <id>', 'backup id (verify, restore)')
+    .option('--only <part>', 'postgres | redis | volumes (restore)')
+    .action(async (action: string, opts) => {
+      const { runBackupJob } = await import('./backup-job.js');
+      await runBackupJob(action, opts, ctx);
+    });
+  addOptions(
+    program
+      .command('restore')
+      .argument('<id>', 'a backup id from `cluster-cli backup list`, or latest'),
+    [
+      {
+        flags: '--only <part>',
+        description: 'restore just one part',
+        choices: ['postgres', 'redis', 'volumes'],
+      },
+      ...changeOptions,
+      ...sshOptions,
+      ...commonOptions,
+    ],
+  )
+    .description(
+      'Replace the data with a backup: shows what is replaced and asks; checks every sha256 first; stops the app, restores, starts it and waits for its health.',
+    )
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ cluster-cli restore latest\n  $ cluster-cli restore 20261124T030000Z --only postgres --yes',
+    )
+    .action(async (id: string, opts) => {
+      const { runRestore } = await import('./backup.js');
+      await runRestore(id, opts, ctx);
+    });
+
   // The process inside the cluster's agent service; not for people.
   program
     .command('agent', { hidden: true })

@@ -1,3 +1,4 @@
+import { parseSchedule } from '../backup/schedule.js';
 import type { Diagnostic } from './diagnostics.js';
 import type { Config } from './schema.js';
 import { cidrsOverlap } from './validators.js';
@@ -68,6 +69,17 @@ export function checkRules(c: Config): RuleReport {
       path: 'app.domains',
       message: `${dup} is listed twice (domain, app.domains, proxy.dashboard)`,
     });
+  if (c.backup) {
+    try {
+      parseSchedule(c.backup.schedule);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      errors.push({
+        path: 'backup.schedule',
+        message: message.replace(/^--schedule "[^"]*": /s, ''),
+      });
+    }
+  }
   const anyPublic = c.hosts.some((h) => h.labels.public_ip === 'true');
   const proxies = c.hosts.filter(
     (h) => h.role === 'manager' && (!anyPublic || h.labels.public_ip === 'true'),

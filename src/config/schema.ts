@@ -175,6 +175,44 @@ export const Ssl = z.strictObject({
 });
 export type Ssl = z.infer<typeof Ssl>;
 
+const count = z.number().int({ error: 'must be a whole number' }).min(0).max(1000);
+
+/** Backups to an S3-compatible store (see `cluster-cli backup setup`); credentials live in Docker secrets only. */
+export const Backup = z.strictObject({
+  s3: z.strictObject({
+    endpoint: z.url({
+      protocol: /^https?$/,
+      error: 'must be an http(s) URL such as https://s3.example.com',
+    }),
+    bucket: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: 'must be an S3 bucket name' }),
+    region: z.string().min(1).default('us-east-1'),
+    /** Key prefix inside the bucket; the cluster's name is added below it. */
+    prefix: z
+      .string()
+      .regex(/^[A-Za-z0-9!_.*'()/-]*$/, { error: 'must be a key prefix such as backups' })
+      .default('cluster-cli'),
+    pathStyle: z.boolean().default(false),
+  }),
+  /** Five-field cron expression, UTC. */
+  schedule: z.string().default('0 3 * * *'),
+  retention: z
+    .strictObject({
+      daily: count.default(7),
+      weekly: count.default(4),
+      monthly: count.default(6),
+      yearly: count.default(0),
+    })
+    .prefault({}),
+  /** age recipient (public key) the artifacts are encrypted to; the identity is a Docker secret. */
+  recipient: z
+    .string()
+    .regex(/^age1[0-9a-z]{58}$/, { error: 'must be an age recipient (age1…)' })
+    .optional(),
+});
+export type Backup = z.infer<typeof Backup>;
+
 export const Redis = z.strictObject({
   image: image.default('redis:7-alpine'),
   resources: Resources.default(res('128M', 0.2, '64M')),
@@ -213,6 +251,7 @@ export const Config = z.strictObject({
   postgres: Postgres.prefault({}),
   redis: Redis.prefault({}),
   ssl: Ssl.prefault({}),
+  backup: Backup.optional(),
   /** cluster-cli's own image, run in the cluster for certificate renewal (and backups). */
   agent: z
     .strictObject({ image: image.default('ghcr.io/cluster-cli/cluster-cli:0.1.0') })

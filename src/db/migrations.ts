@@ -105,6 +105,25 @@ CREATE TABLE cluster_cli.acme_challenges (
 CREATE INDEX acme_challenges_expires_at_idx ON cluster_cli.acme_challenges (expires_at);
 `,
   },
+  {
+    version: 4,
+    name: 'backup runs',
+    sql: `
+CREATE TABLE cluster_cli.backup_runs (
+  id          text PRIMARY KEY,
+  tick        text,
+  owner       text NOT NULL,
+  started_at  timestamptz NOT NULL DEFAULT now(),
+  finished_at timestamptz,
+  status      text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'ok', 'failed')),
+  bytes       bigint NOT NULL DEFAULT 0,
+  sizes       jsonb,
+  error       text,
+  verified_at timestamptz
+);
+CREATE INDEX backup_runs_started_at_idx ON cluster_cli.backup_runs (started_at);
+`,
+  },
 ];
 
 /**

@@ -120,3 +120,59 @@ function parsed(data: unknown): unknown {
   }
   return data;
 }
+
+/** A command running inside a container, with its output as a stream. */
+export interface ContainerExec {
+  readonly stdout: NodeJS.ReadableStream;
+  /** Present when asked for: what the command reads. */
+  readonly stdin?: NodeJS.WritableStream;
+  /** Settles once the command ended: its exit code (stderr's tail on failure in `stderr()`). */
+  readonly done: Promise<number>;
+  stderr(): string;
+}
+
+/**
+ * `docker exec` through a local daemon socket (cluster-cli's jobs inside the
+ * cluster: pg_dump in the postgres task, a Redis snapshot), streaming, so a
+ * dump of any size passes through without being held in memory.
+ */
+export async function execInContainer(
+  socketPath: string,
+  containerId: string,
+  cmd: readonly string[],
+  opts: { stdin?: boolean } = {},
+): Promise<ContainerExec> {
+  const docker = new Docker({ socketPath });
+  const exec = await docker.getContainer(containerId).exec({
+    Cmd: [...cmd],
+    AttachStdout: true,
+    AttachStderr: true,
+    AttachStdin: Boolean(opts.stdin),
+  });
+  const stream = (await exec.start({ hijack: true, stdin: Boolean(opts.stdin) })) as Duplex;
+  const { PassThrough } = await import('node:stream');
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let errText = '';
+  stderr.on('data', (b: Buffer) => {
+    errText = (errText + b.toString('utf8')).slice(-4000);
+  });
+  docker.modem.demuxStream(stream, stdout, stderr);
+  const done = new Promise<number>((resolve, reject) => {
+    stream.on('end', () => {
+      stdout.end();
+      stderr.end();
+      exec.inspect().then((i) => resolve(i.ExitCode ?? -1), reject);
+    });
+    stream.on('error', (e) => {
+      stdout.destroy(e);
+      reject(e);
+    });
+  });
+  return {
+    stdout,
+    ...(opts.stdin ? { stdin: stream } : {}),
+    done,
+    stderr: () => errText,
+  };
+}

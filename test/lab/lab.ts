@@ -49,6 +49,16 @@ export interface Lab {
   sudoUser: string;
   images: Record<'proxy' | 'app' | 'postgres' | 'redis', string>;
   acme: LabAcme;
+  /** Debian's Swift with s3api on the bridge: a real S3 API (path-style). */
+  s3: {
+    endpoint: string;
+    region: string;
+    accessKeyId: string;
+    secretAccessKey: string;
+    otherAccessKeyId: string;
+    otherSecretAccessKey: string;
+    state: string;
+  };
   hosts: LabHost[];
 }
 
