@@ -91,7 +91,9 @@ export function s3Client(t: S3Target): S3 {
   // The SDK warns on every run under Node < 22 (its future support policy):
   // not the user's concern, and cluster-cli supports Node 20.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  const agentOptions = { keepAlive: true, maxSockets: 50 }; // the SDK's default
+  // No keep-alive: an idle pooled socket would keep a finished command (or the
+  // backup job's container) from exiting, and backups make few, long requests.
+  const agentOptions = { keepAlive: false, maxSockets: 50 };
   const client = new S3Client({
     endpoint: url.href.replace(/\/$/, ''),
     region: t.region,

@@ -18,6 +18,7 @@ import {
   type Manifest,
   volumeArtifact,
 } from '../backup/manifest.js';
+import { RdbEofMarkStripper } from '../backup/rdb.js';
 import { parseRetention, retentionPlan } from '../backup/retention.js';
 import { deleteKeys, listKeys, type S3Target } from '../backup/s3.js';
 import { parseSchedule, previousTick, tickId } from '../backup/schedule.js';
@@ -219,7 +220,16 @@ async function run(
         },
         {
           name: 'redis.rdb',
-          open: execSource(t.redis, REDIS('redis-cli -h 127.0.0.1 --rdb - 2>/dev/null')),
+          open: async () => {
+            const src = await execSource(
+              t.redis,
+              REDIS('redis-cli -h 127.0.0.1 --rdb - 2>/dev/null'),
+            )();
+            return {
+              stream: (src.stream as Readable).pipe(new RdbEofMarkStripper()),
+              done: src.done,
+            };
+          },
         },
         {
           name: volumeArtifact(`${loc.cluster}_redis_data`),
@@ -387,9 +397,22 @@ async function restore(
     await pipeline(rdb.stream, y.stdin as NodeJS.WritableStream);
     await rdb.checked;
     if ((await y.done) !== 0) throw new Error(`writing dump.rdb failed: ${y.stderr()}`);
+    // Redis 7 starts from its AOF directory: the snapshot becomes that AOF's base
+    // (multi-part AOF: a base RDB plus increments), so the next start loads it.
     await execText(
       t.redis,
-      'cd /data && find . -mindepth 1 -maxdepth 1 ! -name restore.tmp -exec rm -rf {} + && rm -rf restore.tmp/appendonlydir && mv restore.tmp/* . 2>/dev/null; rm -rf restore.tmp',
+      [
+        'set -e',
+        'cd /data/restore.tmp',
+        'rm -rf appendonlydir && mkdir appendonlydir',
+        'cp dump.rdb appendonlydir/appendonly.aof.1.base.rdb',
+        "printf 'file appendonly.aof.1.base.rdb seq 1 type b\\n' > appendonlydir/appendonly.aof.manifest",
+        'cd /data',
+        'find . -mindepth 1 -maxdepth 1 ! -name restore.tmp -exec rm -rf {} +',
+        'for f in restore.tmp/* restore.tmp/.[!.]*; do if [ -e "$f" ]; then mv "$f" .; fi; done',
+        'rmdir restore.tmp',
+        'chown -R "$(stat -c %u:%g /data)" /data',
+      ].join('\n'),
     );
     log('Redis data in place (takes effect when redis restarts)');
   }

@@ -139,7 +139,7 @@ export async function runBackupSetup(opts: BackupSetupOpts, ctx: Ctx): Promise<v
     // Every manager: its cron entry and the script it runs (one job per tick starts).
     const managers = config.hosts.filter((x) => x.role === 'manager');
     for (const m of managers) {
-      let s = m === h.manager.host ? h.manager.session : undefined;
+      let s = m.name === h.manager.host.name ? h.manager.session : undefined;
       if (!s) {
         s = await connectSession(ctx, hostTarget(m, opts, config));
         sessions.set(s.exec.label, s);
