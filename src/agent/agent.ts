@@ -116,10 +116,7 @@ export async function agentPass(deps: AgentDeps, state: { lastTick?: number }): 
   });
   if (!c.won) return;
   try {
-    const out = await renewIfDue(
-      renewDeps(deps),
-      { force: false },
-    );
+    const out = await renewIfDue(renewDeps(deps), { force: false });
     await finish(db, 'tls-renew', tickId, deps.owner, 'ok', { action: out.action });
   } catch (err) {
     const detail = err instanceof Error ? err.message : String(err);

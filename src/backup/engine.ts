@@ -15,6 +15,7 @@ import {
   type Manifest,
   type ManifestArtifact,
   manifestKey,
+  parseBackupId,
   parseManifest,
   validateManifest,
 } from './manifest.js';
@@ -148,9 +149,7 @@ export async function listBackups(s3: S3Target, loc: BackupLocation): Promise<Li
 }
 
 function parseAt(id: string): Date {
-  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(id);
-  if (!m) return new Date(Number.NaN);
-  return new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!));
+  return parseBackupId(id) ?? new Date(Number.NaN);
 }
 
 /** `latest` → the newest backup with a complete manifest; an id → its manifest. */

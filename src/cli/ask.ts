@@ -82,3 +82,16 @@ export function parseTimeoutFlag(v: string | undefined): number | undefined {
     );
   return n;
 }
+
+/** Everything a stream gives until its end, as text (--password-stdin and the like). */
+export function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (d: string) => {
+      text += d;
+    });
+    stream.on('end', () => resolve(text));
+    stream.on('error', reject);
+  });
+}

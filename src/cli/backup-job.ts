@@ -215,7 +215,11 @@ async function run(
           name: 'postgres.dump',
           open: execSource(
             t.postgres,
-            PG('pg_dump -Fc -h 127.0.0.1 -U "$POSTGRES_USER" "$POSTGRES_DB"'),
+            // cluster-cli's own schema stays out: a restore must not roll back the
+            // run history, the claims, the admins or the certificate state.
+            PG(
+              'pg_dump -Fc --exclude-schema=cluster_cli -h 127.0.0.1 -U "$POSTGRES_USER" "$POSTGRES_DB"',
+            ),
           ),
         },
         {

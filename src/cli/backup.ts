@@ -30,7 +30,7 @@ import { buildStackModel } from '../stack/model.js';
 import { renderStack } from '../stack/render.js';
 import { runWithProgress } from '../ui/progress.js';
 import { formatTable } from '../ui/table.js';
-import { parseTimeoutFlag } from './ask.js';
+import { parseTimeoutFlag, readAll } from './ask.js';
 import { type ClusterHandle, cfgFlag, hostTarget, openCluster } from './cluster.js';
 import { connectSession, type SshFlags } from './connect.js';
 import type { Ctx } from './context.js';
@@ -239,18 +239,6 @@ async function readCredentials(
     accessKeyId: secret(await ctx.prompts.password({ message: 'S3 access key id:' })),
     secretAccessKey: secret(await ctx.prompts.password({ message: 'S3 secret access key:' })),
   };
-}
-
-function readAll(stream: NodeJS.ReadableStream): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (d: string) => {
-      text += d;
-    });
-    stream.on('end', () => resolve(text));
-    stream.on('error', reject);
-  });
 }
 
 /** The stack's backup job services whose task ended; a running one refuses (its secrets are in use). */

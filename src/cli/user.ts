@@ -35,7 +35,7 @@ import {
   setPassword,
   type User,
 } from '../users/store.js';
-import { parseTimeoutFlag } from './ask.js';
+import { parseTimeoutFlag, readAll } from './ask.js';
 import { cfgFlag, openCluster, stackStepsFor } from './cluster.js';
 import type { SshFlags } from './connect.js';
 import type { Ctx } from './context.js';
@@ -422,18 +422,6 @@ async function readPassword(ctx: Ctx, opts: PasswordFlags, twice: boolean): Prom
     if (again !== first) throw new UserError('The two passwords differ.', 'run the command again');
   }
   return secret(first);
-}
-
-function readAll(stream: NodeJS.ReadableStream): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (d: string) => {
-      text += d;
-    });
-    stream.on('end', () => resolve(text));
-    stream.on('error', reject);
-  });
 }
 
 function iso(d: Date | string | undefined): string {

@@ -8,7 +8,7 @@ const rdb = Buffer.concat([
   Buffer.alloc(5000, 7),
   Buffer.from([0xff, 1, 2, 3, 4, 5, 6, 7, 8]),
 ]);
-const mark = Buffer.from('a'.repeat(20) + '0123456789abcdef0123');
+const mark = Buffer.from(`${'a'.repeat(20)}0123456789abcdef0123`);
 
 async function through(parts: Buffer[]): Promise<Buffer> {
   return buffer(Readable.from(parts).pipe(new RdbEofMarkStripper()));
