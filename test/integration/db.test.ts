@@ -58,7 +58,9 @@ describe('migrate', () => {
     const [db] = await freshDb('mig_once');
     if (!db) throw new Error('no client');
     const latest = MIGRATIONS.at(-1)?.version;
-    expect(await migrate(db)).toEqual({ applied: [1, 2, 3], current: latest });
+    const all = MIGRATIONS.map((m) => m.version);
+    expect(all).toEqual([1, 2, 3, 4]);
+    expect(await migrate(db)).toEqual({ applied: all, current: latest });
     expect(await migrate(db)).toEqual({ applied: [], current: latest });
 
     const { rows } = await db.query<{ version: number; name: string }>(
@@ -71,6 +73,7 @@ describe('migrate', () => {
     );
     expect(tables.rows.map((r) => r.t)).toEqual([
       'acme_challenges',
+      'backup_runs',
       'claims',
       'kv',
       'schema_migrations',
@@ -81,9 +84,9 @@ describe('migrate', () => {
   it('lets concurrent callers all succeed, each migration applied once', async () => {
     const clients = await freshDb('mig_race', 4);
     const results = await Promise.all(clients.map((c) => migrate(c)));
-    for (const r of results) expect(r.current).toBe(3);
+    for (const r of results) expect(r.current).toBe(4);
     const applied = results.flatMap((r) => r.applied).sort();
-    expect(applied).toEqual([1, 2, 3]);
+    expect(applied).toEqual([1, 2, 3, 4]);
   });
 
   it('rolls a failing migration back whole and names it', async () => {
@@ -92,15 +95,15 @@ describe('migrate', () => {
     const broken = [
       ...MIGRATIONS,
       {
-        version: 4,
+        version: 5,
         name: 'broken',
         sql: 'CREATE TABLE cluster_cli.half (x int); SELECT * FROM cluster_cli.no_such_table;',
       },
     ];
     const err = await thrown(migrate(db, broken));
-    expect(String(err)).toMatch(/migration 4 \(broken\) failed: .*no_such_table/);
-    // 1–3 were committed one by one; 4 left nothing behind.
-    expect(await migrate(db)).toEqual({ applied: [], current: 3 });
+    expect(String(err)).toMatch(/migration 5 \(broken\) failed: .*no_such_table/);
+    // 1–4 were committed one by one; 5 left nothing behind.
+    expect(await migrate(db)).toEqual({ applied: [], current: 4 });
     const half = await db.query<{ r: string | null }>(
       "SELECT to_regclass('cluster_cli.half')::text AS r",
     );
