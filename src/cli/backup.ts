@@ -345,9 +345,11 @@ async function runJob(
       },
     },
   ]);
-  const logs = (
-    await exec.run(cmd(['docker', 'service', 'logs', '--raw', name]), { allowFailure: true })
-  ).stdout;
+  const got = await exec.run(cmd(['docker', 'service', 'logs', '--raw', name]), {
+    allowFailure: true,
+  });
+  // docker service logs passes the job's stderr (its error line) to its own stderr.
+  const logs = `${got.stdout}${got.stderr}`;
   return { name, ok: state === 'complete', logs };
 }
 
