@@ -19,7 +19,7 @@ import type { Queryable } from '../db/queryable.js';
 import { buildStackModel, certificateDomains, configServiceNames } from '../stack/model.js';
 import { checkDirectory } from '../tls/acme.js';
 import { daysLeft } from '../tls/cert-info.js';
-import { certSecretNames, ensureCertSecrets, pruneCertSecrets } from '../tls/deliver.js';
+import { ensureCertSecrets, pruneCertSecrets } from '../tls/deliver.js';
 import { precheckDomains } from '../tls/precheck.js';
 import { servedCertificate } from '../tls/serving.js';
 import {
@@ -102,7 +102,7 @@ export async function runSslEnable(opts: SslEnableOpts, ctx: Ctx): Promise<void>
     const model = buildStackModel(next.config);
     const dir = model.acme?.directory ?? LETS_ENCRYPT;
     // Before anything changes: an unreachable CA is one line, nothing done.
-    await checkDirectory(dir, caRootPem ?? (await storedCaRoot(ctx, h, next.config)));
+    await checkDirectory(dir, caRootPem ?? (await storedCaRoot(h, next.config)));
     if (managedBy === 'proxy') {
       const replicas = proxyNodes(h).size;
       if (replicas > 1) {
@@ -155,11 +155,7 @@ export async function runSslEnable(opts: SslEnableOpts, ctx: Ctx): Promise<void>
           await writeTls(
             opened.db,
             'settings',
-            tlsSettings(
-              next.config,
-              domains,
-              caRootPem ?? (await storedCaRoot(ctx, h, next.config)),
-            ),
+            tlsSettings(next.config, domains, caRootPem ?? (await storedCaRoot(h, next.config))),
           );
           await runWithProgress(ctx.stdout, mode, [
             {
@@ -241,11 +237,7 @@ export async function runSslRenew(opts: SslFlags & { force?: boolean }, ctx: Ctx
           await writeTls(
             opened.db,
             'settings',
-            tlsSettings(
-              h.config,
-              domains,
-              settings?.caRoot ?? (await storedCaRoot(ctx, h, h.config)),
-            ),
+            tlsSettings(h.config, domains, settings?.caRoot ?? (await storedCaRoot(h, h.config))),
           );
           result.cert = await requestCertificate(ctx, opened.db, mode, {
             force: Boolean(opts.force),
@@ -435,16 +427,10 @@ function caRootFor(configFile: string, ctx: Pick<Ctx, 'cwd'>, given: string): st
   return rel.startsWith('..') || isAbsolute(rel) ? abs : rel;
 }
 
-async function storedCaRoot(
-  ctx: Pick<Ctx, 'cwd'>,
-  h: ClusterHandle,
-  config: Config,
-): Promise<string | undefined> {
+/** ssl.caRoot's PEM (relative to cluster.yaml); unreadable counts as none. */
+async function storedCaRoot(h: ClusterHandle, config: Config): Promise<string | undefined> {
   if (!config.ssl.caRoot) return undefined;
-  return readCaRoot({ cwd: dirname(h.file) }, config.ssl.caRoot).catch(() => {
-    void ctx;
-    return undefined;
-  });
+  return readCaRoot({ cwd: dirname(h.file) }, config.ssl.caRoot).catch(() => undefined);
 }
 
 interface Edited {
@@ -665,16 +651,12 @@ async function deliver(
       },
     },
   ]);
-  // Keep the pair now mounted and the one before it (a rollback may need it).
-  const live = liveSecretsOfStack(h.config.name, fresh.manager.cluster);
-  const keep = [names.tlsCert, names.tlsKey, live.tlsCert, live.tlsKey].filter((x): x is string =>
-    Boolean(x),
+  // Keep the pair now mounted and the one mounted before it (a rollback may need
+  // it): the handle's facts were read before the request, so they name that one.
+  const before = liveSecretsOfStack(h.config.name, h.manager.cluster);
+  const keep = [names.tlsCert, names.tlsKey, before.tlsCert, before.tlsKey].filter(
+    (x): x is string => Boolean(x),
   );
-  const previous = await readTls(db, 'certificate');
-  if (previous && previous.fingerprint !== cert.fingerprint) {
-    const p = certSecretNames(h.config.name, previous.fingerprint);
-    keep.push(p.tlsCert, p.tlsKey);
-  }
   await pruneCertSecrets(api, h.config.name, keep);
   return rows;
 }
