@@ -92,14 +92,14 @@ export async function startS3(): Promise<S3Server> {
     await run(join(SCRIPTS, 'start'), [dir, '127.0.0.1', String(port)]);
     const endpoint = `http://127.0.0.1:${port}`;
     const accessKeyId = 'test:tester';
-    const secretAccessKey = 'testing';
+    const secretAccessKey = 'lab-s3-secret-b83e5a';
     return {
       endpoint,
       region: 'us-east-1',
       accessKeyId,
       secretAccessKey,
-      other: { accessKeyId: 'other:tester', secretAccessKey: 'other-testing' },
-      guest: { accessKeyId: 'test:guest', secretAccessKey: 'guest-testing' },
+      other: { accessKeyId: 'other:tester', secretAccessKey: 'lab-s3-other-4c1d8e' },
+      guest: { accessKeyId: 'test:guest', secretAccessKey: 'lab-s3-guest-9a7f02' },
       stateDir: dir,
       async createBucket(name) {
         // As src/backup/s3.ts does: no Node-version nag from the SDK in test output.

@@ -67,7 +67,7 @@ function expectOneLine(err: UserError, pattern: RegExp): void {
   expect(err.message).toMatch(pattern);
   expect(err.message).not.toContain('\n');
   expect(err.next).toBeTruthy();
-  for (const s of ['testing', 'other-testing', 'wrong-secret']) {
+  for (const s of ['lab-s3-secret-b83e5a', 'lab-s3-other-4c1d8e', 'wrong-secret']) {
     expect(`${err.message} ${err.next}`).not.toContain(s);
   }
 }
