@@ -51,6 +51,26 @@ export async function recipientOf(identity: Secret): Promise<string> {
   }
 }
 
+/**
+ * An existing key, as `age-keygen` writes it or `backup setup --encrypt`
+ * printed it: the one AGE-SECRET-KEY-1 line among comments. For a new
+ * cluster restoring from the bucket alone.
+ */
+export async function parseIdentityFile(text: string, where: string): Promise<AgeKeyPair> {
+  const keys = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l.startsWith('AGE-SECRET-KEY-'));
+  if (keys.length !== 1) {
+    throw new UserError(
+      `${where} holds ${keys.length === 0 ? 'no' : keys.length} age key${keys.length > 1 ? 's' : ''}; one AGE-SECRET-KEY-1… line is wanted.`,
+      'give the file with the key backup setup --encrypt printed (or age-keygen wrote)',
+    );
+  }
+  const identity = new Secret(keys[0] as string, 'backup encryption key');
+  return { identity, recipient: await recipientOf(identity) };
+}
+
 /** Plaintext in, age file out. */
 export function encryptStream(recipient: string): Duplex {
   const encrypter = new Encrypter();

@@ -15,6 +15,8 @@ import { parseSchedule } from './schedule.js';
  */
 
 export const BACKUP_JOB_LABEL = 'io.cluster-cli.backup-job';
+/** Which manager started a job (its cron script, or the CLI's manager). */
+export const STARTED_BY_LABEL = 'io.cluster-cli.started-by';
 
 export function backupSecretNames(stack: string) {
   return {
@@ -63,7 +65,7 @@ export function jobEnv(config: Config): Record<string, string> {
  */
 export function jobServiceCreate(
   config: Config,
-  o: { name: string; args: readonly string[]; withIdentity: boolean },
+  o: { name: string; args: readonly string[]; withIdentity: boolean; startedBy?: string },
 ): Cmd {
   const nets = networkNames(config.name);
   const secrets = backupSecretNames(config.name);
@@ -85,6 +87,7 @@ export function jobServiceCreate(
     'none',
     '--label',
     `${BACKUP_JOB_LABEL}=${config.name}`,
+    ...(o.startedBy ? ['--label', `${STARTED_BY_LABEL}=${o.startedBy}`] : []),
     // Beside the databases: the job reaches their tasks through this node's Docker socket.
     ...placement(config).data.flatMap((c) => ['--constraint', c]),
     '--network',
@@ -123,8 +126,15 @@ export function cronScript(config: Config): string {
     name: '__NAME__',
     args: ['backup', 'job', 'run', '--scheduled'],
     withIdentity: false,
+    startedBy: '__HOST__',
   });
-  const words = create.argv.map((w) => (w === '__NAME__' ? '"$name"' : quoteArg(w)));
+  const words = create.argv.map((w) =>
+    w === '__NAME__'
+      ? '"$name"'
+      : w === `${STARTED_BY_LABEL}=__HOST__`
+        ? `${STARTED_BY_LABEL}="$(hostname)"`
+        : quoteArg(w),
+  );
   return [
     '#!/bin/sh',
     `# cluster-cli: scheduled backup of ${config.name}. Written by \`cluster-cli backup setup\`;`,

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
-import { generateIdentity } from '../backup/crypt.js';
+import { readFile, writeFile } from 'node:fs/promises';
+import { type AgeKeyPair, generateIdentity, parseIdentityFile } from '../backup/crypt.js';
 import {
   BACKUP_JOB_LABEL,
   backupSecretNames,
@@ -53,6 +53,7 @@ export interface BackupSetupOpts extends BackupFlags {
   schedule?: string;
   retention?: string;
   encrypt?: boolean;
+  ageIdentityFile?: string;
 }
 
 /**
@@ -71,6 +72,10 @@ export async function runBackupSetup(opts: BackupSetupOpts, ctx: Ctx): Promise<v
   }
   const schedule = parseSchedule(opts.schedule ?? '0 3 * * *');
   const retention = parseRetention(opts.retention ?? 'daily=7,weekly=4,monthly=6');
+  // Bad input stops here, before any host is touched.
+  const imported = opts.ageIdentityFile
+    ? await readIdentity(ctx, opts.ageIdentityFile, Boolean(opts.s3CredentialsStdin))
+    : undefined;
   const creds = await readCredentials(ctx, opts);
   const h = await openCluster(ctx, opts);
   const sessions = new Map<string, HostSession>([
@@ -78,7 +83,15 @@ export async function runBackupSetup(opts: BackupSetupOpts, ctx: Ctx): Promise<v
   ]);
   try {
     const input: ConfigInput = structuredClone(h.input);
-    const identity = opts.encrypt ? await generateIdentity() : undefined;
+    const names = backupSecretNames(h.config.name);
+    const have = h.manager.cluster.secrets;
+    const identity = imported ?? (opts.encrypt ? await generateIdentity() : undefined);
+    // A re-run without --encrypt keeps the encryption it had: the key is already a secret.
+    const kept =
+      !identity && h.config.backup?.recipient && have.includes(names.identity)
+        ? h.config.backup.recipient
+        : undefined;
+    const recipient = identity?.recipient ?? kept;
     input.backup = {
       s3: {
         endpoint: opts.s3Endpoint,
@@ -89,7 +102,7 @@ export async function runBackupSetup(opts: BackupSetupOpts, ctx: Ctx): Promise<v
       },
       schedule: schedule.expression,
       retention,
-      ...(identity ? { recipient: identity.recipient } : {}),
+      ...(recipient ? { recipient } : {}),
     };
     const { config } = validateConfig(input, h.configArg);
     const b = config.backup as NonNullable<Config['backup']>;
@@ -104,9 +117,7 @@ export async function runBackupSetup(opts: BackupSetupOpts, ctx: Ctx): Promise<v
     // Before anything is saved: can we write, read and delete there?
     await probeBucket(target);
 
-    const names = backupSecretNames(config.name);
     const manager = h.manager.session.exec.label;
-    const have = h.manager.cluster.secrets;
     const steps: Step[] = [];
     const jobs = await backupJobServices(h);
     if (jobs.length) {
@@ -134,7 +145,8 @@ export async function runBackupSetup(opts: BackupSetupOpts, ctx: Ctx): Promise<v
     };
     put(names.accessKey, creds.accessKeyId, 'S3 access key');
     put(names.secretKey, creds.secretAccessKey, 'S3 secret key');
-    if (identity) put(names.identity, identity.identity, 'age identity');
+    if (identity)
+      put(names.identity, identity.identity, imported ? 'age identity, given' : 'age identity');
 
     // Every manager: its cron entry and the script it runs (one job per tick starts).
     const managers = config.hosts.filter((x) => x.role === 'manager');
@@ -182,7 +194,10 @@ export async function runBackupSetup(opts: BackupSetupOpts, ctx: Ctx): Promise<v
           `Backups of ${config.name} go to ${b.s3.endpoint}/${b.s3.bucket}/${b.s3.prefix} on "${schedule.expression}" (UTC), next ${nextTick(schedule, new Date()).toISOString()}.`,
           `Retention: daily ${retention.daily}, weekly ${retention.weekly}, monthly ${retention.monthly}, yearly ${retention.yearly}.`,
         ];
-        if (identity) {
+        if (kept) lines.push('Backups stay encrypted with the age key already in the cluster.');
+        if (imported)
+          lines.push(`Backups are encrypted with the given age key (${imported.recipient}).`);
+        else if (identity) {
           lines.push(
             '',
             'Backups are encrypted with age. The key, shown ONCE — store it somewhere else (a password manager):',
@@ -198,9 +213,9 @@ export async function runBackupSetup(opts: BackupSetupOpts, ctx: Ctx): Promise<v
             schedule: schedule.expression,
             next: nextTick(schedule, new Date()).toISOString(),
             retention,
-            ...(identity
-              ? { recipient: identity.recipient, identity: identity.identity.reveal() }
-              : {}),
+            ...(recipient ? { recipient } : {}),
+            // Shown once, when generated here; an imported key is the user's already.
+            ...(identity && !imported ? { identity: identity.identity.reveal() } : {}),
           },
         };
       },
@@ -208,6 +223,26 @@ export async function runBackupSetup(opts: BackupSetupOpts, ctx: Ctx): Promise<v
   } finally {
     await closeAll(sessions.values());
   }
+}
+
+/** An existing age key from a file, or stdin (`-`) when stdin does not carry the S3 credentials. */
+async function readIdentity(ctx: Ctx, file: string, stdinTaken: boolean): Promise<AgeKeyPair> {
+  if (file === '-' && stdinTaken) {
+    throw new UserError(
+      '--age-identity-file - and --s3-credentials-stdin both want stdin.',
+      'pass the S3 credentials in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or the key as a file',
+    );
+  }
+  let text: string;
+  try {
+    text = file === '-' ? await readAll(ctx.stdin ?? process.stdin) : await readFile(file, 'utf8');
+  } catch (err) {
+    throw new UserError(
+      `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      'give the file that holds the AGE-SECRET-KEY-1… line: --age-identity-file ~/backup-key.txt',
+    );
+  }
+  return parseIdentityFile(text, file === '-' ? 'stdin' : file);
 }
 
 /** S3 credentials: stdin (two lines), the environment, or a masked prompt; never a flag. */
@@ -316,7 +351,14 @@ async function runJob(
   const name = `${h.config.name}_backup_${o.kind}_${new Date().toISOString().replace(/\D/g, '').slice(0, 14)}${randomBytes(2).toString('hex')}`;
   const exec = h.manager.session.exec;
   const api = h.manager.session.docker();
-  await exec.run(jobServiceCreate(h.config, { name, args: o.args, withIdentity: o.withIdentity }));
+  await exec.run(
+    jobServiceCreate(h.config, {
+      name,
+      args: o.args,
+      withIdentity: o.withIdentity,
+      startedBy: h.manager.host.name,
+    }),
+  );
   let state = '';
   await runWithProgress(ctx.stdout, mode, [
     {

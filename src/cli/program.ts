@@ -666,6 +666,11 @@ Examples:
       description: 'GFS counts, e.g. daily=7,weekly=4,monthly=6 (the default)',
     },
     { flags: '--encrypt', description: 'encrypt with age; the key is generated and printed once' },
+    {
+      flags: '--age-identity-file <file>',
+      description:
+        'encrypt with an existing age key (AGE-SECRET-KEY-1… line; - for stdin): a new cluster restoring from the bucket alone',
+    },
     ...changeOptions,
     ...sshOptions,
     ...commonOptions,
@@ -680,7 +685,10 @@ Examples:
   $ AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… cluster-cli backup setup \\
       --s3-endpoint https://s3.example.com --s3-bucket backups --schedule "0 3 * * *" --encrypt
   $ printf '%s\\n%s\\n' "$ID" "$KEY" | cluster-cli backup setup --s3-endpoint http://minio:9000 \\
-      --s3-bucket b --s3-path-style --s3-credentials-stdin --yes`,
+      --s3-bucket b --s3-path-style --s3-credentials-stdin --yes
+  # a new cluster, recovering from the bucket alone with the key kept elsewhere:
+  $ cluster-cli backup setup --s3-endpoint https://s3.example.com --s3-bucket backups \
+      --age-identity-file ~/backup-key.txt && cluster-cli restore latest`,
     )
     .action(async (opts) => {
       const { runBackupSetup } = await import('./backup.js');

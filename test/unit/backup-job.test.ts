@@ -158,7 +158,8 @@ describe('jobServiceCreate', () => {
 
 /**
  * Runs cronScript(config) with `docker` and `date` replaced by stubs (no
- * Docker daemon here): `date` answers 2026-11-24 03:00 UTC; `docker` records
+ * Docker daemon here): `date` answers 2026-11-24 03:00 UTC, `hostname`
+ * node2; `docker` records
  * its argv and plays a swarm holding `services` (id → the state of its one
  * task). Like the real daemon, a job's task has desired state `complete`
  * whether it is still running or done.
@@ -177,6 +178,7 @@ function runCronScript(services: Record<string, 'running' | 'complete'> = {}) {
 if (a.join(' ') !== '-u +%Y%m%dT%H%M') { console.error('unexpected date ' + a.join(' ')); process.exit(2); }
 console.log('20261124T0300');`,
   );
+  stub('hostname', "console.log('node2');");
   stub(
     'docker',
     `const fs = require('node:fs');
@@ -220,7 +222,7 @@ describe('cronScript', () => {
     expect(script.startsWith('#!/bin/sh\n')).toBe(true);
   });
 
-  it('starts the job named by the UTC minute, with exactly the argv jobServiceCreate builds', () => {
+  it('starts the job named by the UTC minute, labelled with this manager, with exactly the argv jobServiceCreate builds', () => {
     const { status, stderr, calls } = runCronScript();
     expect(stderr).toBe('');
     expect(status).toBe(0);
@@ -228,7 +230,9 @@ describe('cronScript', () => {
       name: 'platform_backup_20261124T0300',
       args: RUN,
       withIdentity: false,
+      startedBy: 'node2',
     }).argv;
+    expect(expected).toContain('io.cluster-cli.started-by=node2');
     // Through the shell's quoting and back: 'node.hostname == node1', 'BACKUP_SCHEDULE=0 3 * * *'.
     expect(calls.at(-1)).toEqual(expected.slice(1));
   });
@@ -242,10 +246,8 @@ describe('cronScript', () => {
     expect(calls.at(-1)?.slice(0, 2)).toEqual(['service', 'create']);
   });
 
-  // BUG (src/backup/job.ts cronScript): a replicated-job's task has desired
-  // state `complete` from the start (swarmkit's jobs orchestrator), so
-  // `--filter desired-state=running` never matches and a job still running is
-  // removed as well. Drop `.fails` once that is fixed.
+  // A replicated-job's task has desired state `complete` from the start
+  // (swarmkit's jobs orchestrator): the script judges by the current state.
   it('keeps a job that is still running', () => {
     const { calls } = runCronScript({ done: 'complete', busy: 'running' });
     const removed = calls.filter((c) => c[0] === 'service' && c[1] === 'rm').map((c) => c[2]);

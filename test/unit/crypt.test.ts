@@ -11,6 +11,7 @@ import {
   decryptStream,
   encryptStream,
   generateIdentity,
+  parseIdentityFile,
   recipientOf,
   sha256Stream,
 } from '../../src/backup/crypt.js';
@@ -213,8 +214,8 @@ describe('tampering', () => {
 
 /*
  * Interoperability with the reference implementation: the `age` CLI from
- * Debian's `age` package. Skipped when it is not installed (this test does not
- * install packages); `apt-get install age` to run it.
+ * Debian's `age` package (scripts/setup installs it; skipped where it is
+ * missing, e.g. a machine set up by hand).
  */
 const ageCli = spawnSync('age', ['--version'], { encoding: 'utf8' });
 const haveAge = ageCli.status === 0;
@@ -255,3 +256,23 @@ describe.skipIf(!haveAge)(
     });
   },
 );
+
+describe('parseIdentityFile', () => {
+  it('takes the one key line of a key file with comments, as age-keygen writes it', async () => {
+    const text = `# created: 2026-11-24T03:00:00Z\n# public key: ${keys.recipient}\n${keys.identity.reveal()}\n`;
+    const got = await parseIdentityFile(text, 'key.txt');
+    expect(got.recipient).toBe(keys.recipient);
+    expect(got.identity.reveal()).toBe(keys.identity.reveal());
+    expect(String(got.identity)).toBe(REDACTED);
+  });
+
+  it('refuses a file with no key or two, naming the file; a damaged key is refused too', async () => {
+    await expect(parseIdentityFile('# nothing here\n', 'k.txt')).rejects.toThrow(
+      /^k\.txt holds no age key; one AGE-SECRET-KEY-1… line is wanted\.$/,
+    );
+    const two = `${keys.identity.reveal()}\n${(await generateIdentity()).identity.reveal()}\n`;
+    await expect(parseIdentityFile(two, 'k.txt')).rejects.toThrow(/holds 2 age keys/);
+    const damaged = `${keys.identity.reveal().slice(0, -3)}QQQ`;
+    await expect(parseIdentityFile(damaged, 'k.txt')).rejects.toBeInstanceOf(UserError);
+  });
+});
