@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -11,16 +11,18 @@ import {
 } from '@aws-sdk/client-s3';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BACKUP_JOB_LABEL, STARTED_BY_LABEL } from '../../src/backup/job.js';
 import {
-  type CliResult,
   dockerOf,
   execIn,
   type Lab,
   type LabHost,
+  labCli,
   labHost,
   ROOT,
   readLab,
   samplePs,
+  stopNode,
   wipe,
 } from './lab.js';
 
@@ -40,46 +42,28 @@ let d: Docker[];
 let cfg: string;
 let s3: S3Client;
 
-const ssh = () => ['--identity', lab.sshKey, '--known-hosts', lab.knownHosts];
 const target = (n: number) => `root@${h[n - 1]?.address}`;
-
-function cli(args: string[], stdin?: string): Promise<CliResult> {
-  return new Promise((resolve) => {
-    const p = execFile(
-      process.execPath,
-      [`${ROOT}bin/cluster-cli.js`, ...args, ...ssh(), '-c', cfg],
-      { env: { ...process.env, CI: 'true' }, maxBuffer: 16 << 20, timeout: 900_000 },
-      (err, stdout, stderr) =>
-        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
-    );
-    p.stdin?.end(stdin ?? '');
-  });
-}
-
-async function ok(args: string[], stdin?: string): Promise<CliResult> {
-  const r = await cli(args, stdin);
-  if (r.code !== 0)
-    throw new Error(`${args.join(' ')} failed (${r.code}):\n${r.stderr}\n${r.stdout}`);
-  return r;
-}
+let cli: ReturnType<typeof labCli>['cli'];
+let ok: ReturnType<typeof labCli>['ok'];
 
 const db = () => d[3] as Docker; // lab4 holds the databases (db=primary)
-const sql = (q: string) =>
-  execIn(db(), 'platform_postgres', [
+const sql = (q: string, on = db()) =>
+  execIn(on, 'platform_postgres', [
     'sh',
     '-c',
     `PGPASSWORD="$(cat /run/secrets/postgres_password)" psql -h 127.0.0.1 -U "$POSTGRES_USER" "$POSTGRES_DB" -Atqc "${q}"`,
   ]);
-const redis = (...args: string[]) =>
-  execIn(db(), 'platform_redis', [
+const redisOn = (on: Docker, ...args: string[]) =>
+  execIn(on, 'platform_redis', [
     'sh',
     '-c',
     `REDISCLI_AUTH="$(cat /run/secrets/redis_password)" redis-cli -h 127.0.0.1 ${args.join(' ')}`,
   ]);
+const redis = (...args: string[]) => redisOn(db(), ...args);
 /** A plain dump of the app's tables, without pg_dump's per-run random \\restrict key. */
-const dump = async () =>
+const dump = async (on = db()) =>
   (
-    await execIn(db(), 'platform_postgres', [
+    await execIn(on, 'platform_postgres', [
       'sh',
       '-c',
       'PGPASSWORD="$(cat /run/secrets/postgres_password)" pg_dump -h 127.0.0.1 -U "$POSTGRES_USER" "$POSTGRES_DB" --schema=public',
@@ -106,6 +90,7 @@ const setupArgs = (bucket = BUCKET) => [
 
 beforeAll(async () => {
   lab = readLab();
+  ({ cli, ok } = labCli(lab, () => cfg));
   h = [1, 2, 3, 4].map((n) => labHost(lab, `lab${n}`));
   d = h.map(dockerOf);
   s3 = new S3Client({
@@ -123,7 +108,6 @@ beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cluster-cli-backup-'));
   cfg = join(dir, 'cluster.yaml');
   copyFileSync(`${ROOT}test/fixtures/lab.cluster.yaml`, cfg);
-  const { appendFileSync } = await import('node:fs');
   appendFileSync(cfg, 'agent:\n  image: cluster-cli:dev # built by scripts/build-image\n');
   await ok([
     'init',
@@ -174,6 +158,7 @@ describe('backups to a real S3 API', () => {
     const r = await ok([...setupArgs(), '--encrypt', '--json'], creds());
     const doc = JSON.parse(r.stdout);
     expect(doc.identity).toMatch(/^AGE-SECRET-KEY-1/);
+    identity = doc.identity;
     expect(readFileSync(cfg, 'utf8')).toMatch(
       /backup:\n\s+s3:\n\s+endpoint: http:\/\/10\.77\.0\.1:8080/,
     );
@@ -192,6 +177,7 @@ describe('backups to a real S3 API', () => {
   });
 
   let before = '';
+  let identity = '';
 
   it('backup run, then data changed and deleted, restore latest: everything is back exactly', async () => {
     await sql(
@@ -292,5 +278,92 @@ describe('backups to a real S3 API', () => {
     expect(scheduled).toHaveLength(1);
     expect(scheduled[0]?.tick).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}Z$/);
     expect(scheduled[0]?.status).toBe('ok');
+  });
+
+  it('the manager whose cron started the last run stops: the next tick still runs, exactly once', async () => {
+    const jobs = await (d[0] as Docker).listServices({
+      filters: { label: [`${BACKUP_JOB_LABEL}=platform`] },
+    });
+    const last = jobs
+      .filter((j) => /_backup_\d{8}T\d{4}$/.test(j.Spec?.Name ?? ''))
+      .sort((a, b) => String(a.CreatedAt).localeCompare(String(b.CreatedAt)))
+      .at(-1);
+    const starter = last?.Spec?.Labels?.[STARTED_BY_LABEL] ?? '';
+    expect(starter).toMatch(/^lab[123]$/);
+    const gone = Number(starter.slice(3));
+    const alive = [1, 2, 3].filter((n) => n !== gone);
+    const restart = stopNode(gone);
+    try {
+      const rows = async () =>
+        JSON.parse((await ok(['backup', 'list', '--json'])).stdout) as {
+          tick: string | null;
+          status?: string;
+        }[];
+      const n0 = (await rows()).length;
+      await new Promise((r) => setTimeout(r, 60_000 - (Date.now() % 60_000) + 1500));
+      const script = '/usr/local/lib/cluster-cli/platform-backup';
+      await Promise.all(
+        alive.map(
+          (n) =>
+            new Promise<void>((resolve) =>
+              execFile(`${ROOT}scripts/lab`, ['ssh', `lab${n}`, script], () => resolve()),
+            ),
+        ),
+      );
+      let all: { tick: string | null; status?: string }[] = [];
+      for (let i = 0; i < 90; i++) {
+        all = await rows();
+        if (all.length > n0 && all.every((r) => r.status !== 'running')) break;
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+      const next = all.slice(n0);
+      expect(next).toHaveLength(1);
+      expect(next[0]?.status).toBe('ok');
+      expect(next[0]?.tick).not.toBe(all[n0 - 1]?.tick);
+      const started = (
+        await (d[(alive[0] as number) - 1] as Docker).listServices({
+          filters: { label: [`${BACKUP_JOB_LABEL}=platform`] },
+        })
+      )
+        .sort((a, b) => String(a.CreatedAt).localeCompare(String(b.CreatedAt)))
+        .at(-1);
+      expect(alive.map((n) => `lab${n}`)).toContain(started?.Spec?.Labels?.[STARTED_BY_LABEL]);
+    } finally {
+      await restart();
+    }
+  });
+
+  it('a new cluster on another host restores from the bucket alone (and the key kept elsewhere)', async () => {
+    // What the lost cluster held at its last backup (nothing changed since the last tick).
+    const want = await dump();
+    const wantRedis = (await redis('mget', 'greeting', 'counter')).trim();
+    wipe('lab5');
+    const dir = mkdtempSync(join(tmpdir(), 'cluster-cli-recover-'));
+    const cfg2 = join(dir, 'cluster.yaml');
+    copyFileSync(`${ROOT}test/fixtures/lab.cluster.yaml`, cfg2);
+    appendFileSync(cfg2, 'agent:\n  image: cluster-cli:dev # built by scripts/build-image\n');
+    const keyFile = join(dir, 'backup-key.txt');
+    writeFileSync(keyFile, `# kept in a password manager\n${identity}\n`, { mode: 0o600 });
+    const fresh = labCli(lab, () => cfg2);
+    await fresh.ok([
+      'init',
+      '--host',
+      `root@${labHost(lab, 'lab5').address}`,
+      '--domain',
+      'app.lab.test',
+      '--email',
+      'ops@lab.test',
+      '--yes',
+    ]);
+    const on = dockerOf(labHost(lab, 'lab5'));
+    expect(await dump(on)).not.toBe(want);
+    await fresh.ok([...setupArgs(), '--age-identity-file', keyFile], creds());
+    expect(readFileSync(cfg2, 'utf8')).toMatch(/recipient: age1/);
+    const r = await fresh.ok(['restore', 'latest', '--yes']);
+    expect(r.stdout).toMatch(/The app runs again/);
+    expect(await dump(on)).toBe(want);
+    expect((await redisOn(on, 'mget', 'greeting', 'counter')).trim()).toBe(wantRedis);
+    expect((await execIn(on, 'platform_redis', ['cat', '/data/note.txt'])).trim()).toBe('precious');
+    wipe('lab5');
   });
 });

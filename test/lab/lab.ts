@@ -1,5 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 
@@ -88,27 +88,61 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs the built CLI as a user would (a separate process, no TTY, CI set). */
+/** Runs the built CLI as a user would (a separate process, no TTY, CI set); `stdin` is all it reads. */
 export function runCli(
   args: string[],
-  opts: { cwd?: string; env?: Record<string, string> } = {},
+  opts: { cwd?: string; env?: Record<string, string>; stdin?: string } = {},
 ): Promise<CliResult> {
   return new Promise((resolve) => {
-    execFile(
+    const p = execFile(
       process.execPath,
       [`${ROOT}bin/cluster-cli.js`, ...args],
       {
         cwd: opts.cwd ?? ROOT,
         env: { ...process.env, CI: 'true', ...opts.env },
         maxBuffer: 16 * 1024 * 1024,
-        timeout: 600_000,
+        timeout: 900_000,
       },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
         resolve({ code, stdout, stderr });
       },
     );
+    p.stdin?.end(opts.stdin ?? '');
   });
+}
+
+/**
+ * The CLI against one lab cluster: the lab's SSH key and known_hosts, and
+ * `cfg()` as its cluster.yaml. `ok` throws with both outputs unless it exits 0.
+ */
+export function labCli(lab: Lab, cfg: () => string) {
+  const cli = (args: string[], stdin?: string) =>
+    runCli([...args, '--identity', lab.sshKey, '--known-hosts', lab.knownHosts, '-c', cfg()], {
+      ...(stdin === undefined ? {} : { stdin }),
+    });
+  const ok = async (args: string[], stdin?: string): Promise<CliResult> => {
+    const r = await cli(args, stdin);
+    if (r.code !== 0)
+      throw new Error(`${args.join(' ')} failed (${r.code}):\n${r.stderr}\n${r.stdout}`);
+    return r;
+  };
+  return { cli, ok };
+}
+
+/**
+ * Stop a lab host's dockerd: the node goes down with its tasks (sshd stays).
+ * Returns the restart, which waits until the daemon has stopped (a swarm
+ * manager's takes ~15 s) and starts it again with `scripts/lab up`.
+ */
+export function stopNode(n: number): () => Promise<void> {
+  const pid = Number(readFileSync(`${LAB_DIR}/lab${n}/dockerd.pid`, 'utf8').trim());
+  process.kill(pid, 'SIGTERM');
+  return async () => {
+    for (let i = 0; i < 120 && existsSync(`/proc/${pid}`); i++)
+      await new Promise((res) => setTimeout(res, 500));
+    execFileSync(`${ROOT}scripts/lab`, ['up', '--hosts', '5'], { stdio: 'inherit' });
+  };
 }
 
 /** Runs a command inside a running container of a service and returns stdout. */

@@ -1,5 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -7,17 +6,16 @@ import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  type CliResult,
   dockerOf,
   execIn,
-  LAB_DIR,
   type Lab,
   type LabHost,
+  labCli,
   labHost,
   ROOT,
   readLab,
-  runCli,
   samplePs,
+  stopNode,
   wipe,
 } from './lab.js';
 
@@ -40,37 +38,8 @@ let d: Docker[];
 let cfg: string;
 let pebbleRoot: string;
 
-const ssh = () => ['--identity', lab.sshKey, '--known-hosts', lab.knownHosts];
 const target = (n: number) => `root@${h[n - 1]?.address}`;
 const acme = () => lab.acme;
-
-async function cli(args: string[], stdin?: string): Promise<CliResult> {
-  if (stdin === undefined) return runCli([...args, ...ssh(), '-c', cfg]);
-  // --password-stdin: the password goes on stdin, never in argv.
-  const { spawn } = await import('node:child_process');
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [`${ROOT}bin/cluster-cli.js`, ...args, ...ssh(), '-c', cfg], {
-      env: { ...process.env, CI: 'true' },
-    });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (b) => {
-      stdout += b;
-    });
-    p.stderr.on('data', (b) => {
-      stderr += b;
-    });
-    p.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-    p.stdin.end(stdin);
-  });
-}
-
-async function ok(args: string[], stdin?: string): Promise<CliResult> {
-  const r = await cli(args, stdin);
-  if (r.code !== 0)
-    throw new Error(`${args.join(' ')} failed (${r.code}):\n${r.stderr}\n${r.stdout}`);
-  return r;
-}
 
 /** challtestsrv's management API: point a name at lab hosts (its A records add up, so clear first). */
 async function pointDns(host: string, addresses: string[]): Promise<void> {
@@ -161,20 +130,12 @@ const serviceVersions = async () =>
     (await (d[0] as Docker).listServices()).map((s) => [s.Spec?.Name, s.Version?.Index]),
   );
 
-/** Stop a lab host's dockerd (the node goes down, its proxy with it); returns a restart. */
-function stopNode(n: number): () => Promise<void> {
-  const pid = Number(readFileSync(`${LAB_DIR}/lab${n}/dockerd.pid`, 'utf8').trim());
-  process.kill(pid, 'SIGTERM');
-  return async () => {
-    // a swarm manager's dockerd takes ~15 s to stop; start it again only then
-    for (let i = 0; i < 120 && existsSync(`/proc/${pid}`); i++)
-      await new Promise((res) => setTimeout(res, 500));
-    execFileSync(`${ROOT}scripts/lab`, ['up', '--hosts', '5'], { stdio: 'inherit' });
-  };
-}
+let cli: ReturnType<typeof labCli>['cli'];
+let ok: ReturnType<typeof labCli>['ok'];
 
 beforeAll(async () => {
   lab = readLab();
+  ({ cli, ok } = labCli(lab, () => cfg));
   h = [1, 2, 3, 4].map((n) => labHost(lab, `lab${n}`));
   d = h.map(dockerOf);
 });
@@ -432,7 +393,7 @@ describe('ssl, users and config on three managers with a real ACME CA', () => {
     const now = readFileSync(cfg, 'utf8');
     expect(now).toContain("# the admins' view");
     expect(now).not.toBe(text);
-    const get = await runCli(['config', 'get', 'app.replicas', '--json', '-c', cfg]);
+    const get = await cli(['config', 'get', 'app.replicas', '--json']);
     expect(JSON.parse(get.stdout).value).toBe(2);
   });
 });
