@@ -35,7 +35,7 @@ import { type ClusterHandle, cfgFlag, hostTarget, openCluster } from './cluster.
 import { connectSession, type SshFlags } from './connect.js';
 import type { Ctx } from './context.js';
 import { converge } from './converge-progress.js';
-import { openDatabase } from './db.js';
+import { withDatabase } from './db.js';
 import { closeAll, type PipelineFlags, runPipeline } from './pipeline.js';
 
 export interface BackupFlags extends SshFlags, PipelineFlags {
@@ -176,12 +176,9 @@ export async function runBackupSetup(opts: BackupSetupOpts, ctx: Ctx): Promise<v
       plan,
       sessions,
       async converge() {
-        const opened = await openDatabase(ctx, { ...h, config }, opts);
-        try {
-          await recordDescription(opened.db, { ...h, config, text: next.text });
-        } finally {
-          await opened.close();
-        }
+        await withDatabase(ctx, { ...h, config }, opts, async (db) => {
+          await recordDescription(db, { ...h, config, text: next.text });
+        });
         return undefined;
       },
       async save(report) {
@@ -424,16 +421,15 @@ export async function runBackupRun(opts: BackupFlags, ctx: Ctx): Promise<void> {
       plan,
       sessions: new Map([[manager.exec.label, manager]]),
       async converge(mode) {
-        const opened = await openDatabase(ctx, h, opts);
-        try {
-          await recordDescription(opened.db, h);
+        await withDatabase(ctx, h, opts, async (db) => {
+          await recordDescription(db, h);
           const since = new Date();
           result = await runJob(ctx, h, mode, {
             kind: 'run',
             args: ['backup', 'job', 'run'],
             withIdentity: false,
             timeoutS,
-            db: opened.db,
+            db,
             progress: async (db) => {
               const r = await db.query<{ bytes: string }>(
                 'SELECT bytes FROM cluster_cli.backup_runs WHERE started_at >= $1 ORDER BY started_at DESC LIMIT 1',
@@ -444,14 +440,12 @@ export async function runBackupRun(opts: BackupFlags, ctx: Ctx): Promise<void> {
             },
           });
           row = (
-            await opened.db.query(
+            await db.query(
               'SELECT id, status, bytes, sizes, error FROM cluster_cli.backup_runs WHERE started_at >= $1 ORDER BY started_at DESC LIMIT 1',
               [new Date(since.getTime() - 5000)],
             )
           ).rows[0];
-        } finally {
-          await opened.close();
-        }
+        });
         return row;
       },
       summary() {
@@ -479,10 +473,9 @@ export async function runBackupList(
 ): Promise<void> {
   const h = await openCluster(ctx, opts);
   try {
-    const opened = await openDatabase(ctx, h, opts);
-    try {
+    await withDatabase(ctx, h, opts, async (db) => {
       const rows = (
-        await opened.db.query<{
+        await db.query<{
           id: string;
           started_at: Date;
           finished_at: Date | null;
@@ -524,9 +517,7 @@ export async function runBackupList(
           ]),
         )}\n`,
       );
-    } finally {
-      await opened.close();
-    }
+    });
   } finally {
     await h.manager.session.close();
   }
@@ -547,10 +538,9 @@ export async function runBackupStatus(
   try {
     const b = requireBackup(h, opts);
     const schedule = parseSchedule(b.schedule);
-    const opened = await openDatabase(ctx, h, opts);
-    try {
+    await withDatabase(ctx, h, opts, async (db) => {
       const last = (
-        await opened.db.query<{ id: string; finished_at: Date }>(
+        await db.query<{ id: string; finished_at: Date }>(
           "SELECT id, finished_at FROM cluster_cli.backup_runs WHERE status = 'ok' ORDER BY finished_at DESC LIMIT 1",
         )
       ).rows[0];
@@ -581,9 +571,7 @@ export async function runBackupStatus(
             '',
           ].join('\n'),
         );
-    } finally {
-      await opened.close();
-    }
+    });
   } finally {
     await h.manager.session.close();
   }

@@ -67,3 +67,18 @@ export async function openDatabase(
     throw err;
   }
 }
+
+/** The database for the length of `fn`, closed afterwards whatever happens. */
+export async function withDatabase<T>(
+  ctx: Ctx,
+  h: ClusterHandle,
+  flags: SshFlags,
+  fn: (db: Database, node: string) => Promise<T>,
+): Promise<T> {
+  const opened = await openDatabase(ctx, h, flags);
+  try {
+    return await fn(opened.db, opened.node);
+  } finally {
+    await opened.close();
+  }
+}

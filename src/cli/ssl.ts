@@ -37,7 +37,7 @@ import { type ClusterHandle, cfgFlag, openCluster, stackStepsFor } from './clust
 import type { SshFlags } from './connect.js';
 import type { Ctx } from './context.js';
 import { converge } from './converge-progress.js';
-import { openDatabase } from './db.js';
+import { withDatabase } from './db.js';
 import { type PipelineFlags, runPipeline } from './pipeline.js';
 import { updateProxyLive } from './proxy-live.js';
 import { dashboardLive } from './user.js';
@@ -150,24 +150,21 @@ export async function runSslEnable(opts: SslEnableOpts, ctx: Ctx): Promise<void>
         }
         if (managedBy !== 'cluster') return undefined;
         const hNext = { ...h, config: next.config };
-        const opened = await openDatabase(ctx, hNext, opts);
-        try {
+        await withDatabase(ctx, hNext, opts, async (db) => {
           await writeTls(
-            opened.db,
+            db,
             'settings',
             tlsSettings(next.config, domains, caRootPem ?? (await storedCaRoot(h, next.config))),
           );
           await runWithProgress(ctx.stdout, mode, [
             {
               title: `Check that ${domains.join(', ')} reach the proxy on port 80`,
-              run: async () => precheck(opened.db, hNext, domains, opts.dnsServer),
+              run: async () => precheck(db, hNext, domains, opts.dnsServer),
             },
           ]);
-          result.cert = await requestCertificate(ctx, opened.db, mode, { force: false });
-          result.served = await deliver(ctx, hNext, opened.db, result.cert, mode, timeoutS);
-        } finally {
-          await opened.close();
-        }
+          result.cert = await requestCertificate(ctx, db, mode, { force: false });
+          result.served = await deliver(ctx, hNext, db, result.cert, mode, timeoutS);
+        });
         return result;
       },
       async save(report) {
@@ -230,23 +227,20 @@ export async function runSslRenew(opts: SslFlags & { force?: boolean }, ctx: Ctx
       plan,
       sessions: new Map([[manager.exec.label, manager]]),
       async converge(mode) {
-        const opened = await openDatabase(ctx, h, opts);
-        try {
-          const before = await readTls(opened.db, 'certificate');
-          const settings = await readTls(opened.db, 'settings');
+        await withDatabase(ctx, h, opts, async (db) => {
+          const before = await readTls(db, 'certificate');
+          const settings = await readTls(db, 'settings');
           await writeTls(
-            opened.db,
+            db,
             'settings',
             tlsSettings(h.config, domains, settings?.caRoot ?? (await storedCaRoot(h, h.config))),
           );
-          result.cert = await requestCertificate(ctx, opened.db, mode, {
+          result.cert = await requestCertificate(ctx, db, mode, {
             force: Boolean(opts.force),
           });
           result.renewed = result.cert.fingerprint !== before?.fingerprint;
-          result.served = await deliver(ctx, h, opened.db, result.cert, mode, timeoutS);
-        } finally {
-          await opened.close();
-        }
+          result.served = await deliver(ctx, h, db, result.cert, mode, timeoutS);
+        });
         return result;
       },
       summary() {
@@ -349,17 +343,14 @@ export async function runSslStatus(opts: SslFlags, ctx: Ctx): Promise<void> {
     };
     let cert: StoredCertificate | undefined;
     if (h.config.proxy.tls === 'acme' && h.config.ssl.acme === 'cluster') {
-      const opened = await openDatabase(ctx, h, opts);
-      try {
-        cert = await readTls(opened.db, 'certificate');
-        const s = await readTls(opened.db, 'status');
+      await withDatabase(ctx, h, opts, async (db) => {
+        cert = await readTls(db, 'certificate');
+        const s = await readTls(db, 'status');
         if (cert) status.certificate = certJson(cert);
         if (s?.lastRenewalAt) status.lastRenewal = { at: s.lastRenewalAt, by: s.lastRenewalBy };
         if (s?.lastAttemptAt) status.lastAttempt = { at: s.lastAttemptAt, by: s.lastAttemptBy };
         if (s?.lastError) status.lastError = s.lastError;
-      } finally {
-        await opened.close();
-      }
+      });
     }
     if (h.config.proxy.tls !== 'off') status.served = await servedBy(h, domains, cert);
     if (opts.json) {

@@ -40,7 +40,7 @@ import { cfgFlag, openCluster, stackStepsFor } from './cluster.js';
 import type { SshFlags } from './connect.js';
 import type { Ctx } from './context.js';
 import { converge } from './converge-progress.js';
-import { openDatabase } from './db.js';
+import { withDatabase } from './db.js';
 import { type PipelineFlags, runPipeline } from './pipeline.js';
 import { updateProxyLive } from './proxy-live.js';
 
@@ -159,9 +159,8 @@ export async function runUserList(
 ): Promise<void> {
   const h = await openCluster(ctx, opts);
   try {
-    const opened = await openDatabase(ctx, h, opts);
-    try {
-      const users = await listUsers(opened.db);
+    await withDatabase(ctx, h, opts, async (db) => {
+      const users = await listUsers(db);
       if (opts.json) {
         ctx.stdout.write(`${JSON.stringify(users, null, 2)}\n`);
         return;
@@ -184,9 +183,7 @@ export async function runUserList(
           ]),
         )}\n`,
       );
-    } finally {
-      await opened.close();
-    }
+    });
   } finally {
     await h.manager.session.close();
   }
@@ -201,9 +198,8 @@ export async function runUserVerify(
   const password = await readPassword(ctx, opts, false);
   const h = await openCluster(ctx, opts);
   try {
-    const opened = await openDatabase(ctx, h, opts);
-    try {
-      const user = await checkLogin(opened.db, name, password);
+    return await withDatabase(ctx, h, opts, async (db) => {
+      const user = await checkLogin(db, name, password);
       if (!user) {
         throw new UserError(
           `${name}: password refused (or the user is unknown or disabled).`,
@@ -215,9 +211,7 @@ export async function runUserVerify(
         opts.json ? `${JSON.stringify({ name, ok: true })}\n` : `${name}: password accepted\n`,
       );
       return true;
-    } finally {
-      await opened.close();
-    }
+    });
   } finally {
     await h.manager.session.close();
   }
@@ -247,9 +241,8 @@ async function mutate(ctx: Ctx, opts: UserFlags, m: Mutation): Promise<void> {
   const timeoutS = parseTimeoutFlag(opts.timeout);
   const h = await openCluster(ctx, opts);
   try {
-    const opened = await openDatabase(ctx, h, opts);
-    try {
-      const empty = await m.check(opened.db);
+    await withDatabase(ctx, h, opts, async (db) => {
+      const empty = await m.check(db);
       const manager = h.manager.session;
       const label = manager.exec.label;
       // The first admin becomes the app's bootstrap admin (cluster.yaml records the email).
@@ -288,7 +281,7 @@ async function mutate(ctx: Ctx, opts: UserFlags, m: Mutation): Promise<void> {
         plan,
         sessions: new Map([[label, manager]]),
         async beforeApply() {
-          user = await m.run(opened.db);
+          user = await m.run(db);
           if (stack?.deploys) since = await daemonTime(manager.docker()).catch(() => undefined);
         },
         async converge(mode) {
@@ -301,7 +294,7 @@ async function mutate(ctx: Ctx, opts: UserFlags, m: Mutation): Promise<void> {
             });
           }
           if (dashboard) {
-            const live = await dashboardLive(manager.docker(), h.config, opened.db);
+            const live = await dashboardLive(manager.docker(), h.config, db);
             await updateProxyLive(ctx, h, live, { mode, ...(timeoutS ? { timeoutS } : {}) });
           }
           return undefined;
@@ -330,9 +323,7 @@ async function mutate(ctx: Ctx, opts: UserFlags, m: Mutation): Promise<void> {
         },
       });
       void outcome;
-    } finally {
-      await opened.close();
-    }
+    });
   } finally {
     await h.manager.session.close();
   }
