@@ -31,6 +31,8 @@ import { downloadStream, getSmall, listKeys, putSmall, type S3Target, uploadStre
 
 export interface ArtifactSource {
   readonly name: ArtifactName;
+  /** About how large it will be (an upper estimate), for the upload's part size. */
+  sizeHint?(): Promise<number | undefined>;
   /** Starts the producer. `done` rejects when it failed (exit code, stderr), even after a clean EOF. */
   open(): Promise<{ readonly stream: NodeJS.ReadableStream; readonly done: Promise<void> }>;
 }
@@ -58,6 +60,8 @@ export async function takeBackup(i: TakeInput): Promise<Manifest> {
   let total = 0;
   for (const source of i.sources) {
     const key = artifactKey(i.loc, id, source.name, scheme);
+    const started = i.now().getTime();
+    const hint = await source.sizeHint?.();
     const { stream, done } = await source.open();
     const plain = sha256Stream();
     const stored = sha256Stream();
@@ -71,10 +75,14 @@ export async function takeBackup(i: TakeInput): Promise<Manifest> {
       : pipeline(stream, plain, stored, body);
     const upload = uploadStream(i.s3, key, body, {
       contentType: artifactContentType(source.name, scheme),
+      ...(hint ? { sizeHint: hint } : {}),
     });
     await Promise.all([chain, upload, done]);
     const [p, s] = await Promise.all([plain.digest, stored.digest]);
-    i.log(`${source.name}: ${p.size} bytes${i.encryption ? ` (${s.size} encrypted)` : ''}`);
+    const seconds = Math.max(0.001, (i.now().getTime() - started) / 1000);
+    i.log(
+      `${source.name}: ${p.size} bytes${i.encryption ? ` (${s.size} encrypted)` : ''} in ${seconds.toFixed(1)} s (${(p.size / 1048576 / seconds).toFixed(1)} MB/s)`,
+    );
     artifacts.push({
       name: source.name,
       key,

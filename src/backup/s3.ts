@@ -62,9 +62,29 @@ export class S3NoSuchKeyError extends UserError {
   }
 }
 
-/** lib-storage: 8 MiB parts, two in flight → 16–24 MiB of buffers whatever the size of the upload. */
-export const PART_SIZE = 8 * 1024 * 1024;
-export const QUEUE_SIZE = 2;
+/**
+ * lib-storage: parts of PART_SIZE (S3's minimum) unless the artifact is known
+ * to be large (partSizeFor), one in flight. Measured (bench/backup.mjs): the
+ * upload outruns pg_dump -Fc many times over, so a second part in flight buys
+ * nothing, and each MiB of part is paid several times over in buffers
+ * awaiting collection.
+ */
+export const PART_SIZE = 5 * 1024 * 1024;
+export const QUEUE_SIZE = 1;
+/** S3's cap (as MinIO, Ceph, R2 and B2); Swift's s3api defaults to 1000 (max_upload_part_num). */
+export const MAX_PARTS = 10_000;
+
+/**
+ * The part size for an artifact of about `sizeHint` bytes: the smallest whole
+ * MiB, at least PART_SIZE, that keeps it under MAX_PARTS with a margin. No hint:
+ * PART_SIZE, so an object holds up to ~48 GiB.
+ */
+export function partSizeFor(sizeHint?: number): number {
+  if (!sizeHint || sizeHint <= 0) return PART_SIZE;
+  const MiB = 1024 * 1024;
+  const wanted = Math.ceil((sizeHint * 1.05) / (MAX_PARTS * 0.95) / MiB) * MiB;
+  return Math.min(Math.max(PART_SIZE, wanted), 5 * 1024 * MiB);
+}
 /** getSmall refuses objects larger than this (it holds the whole object in memory). */
 export const SMALL_MAX_BYTES = 16 * 1024 * 1024;
 /** DeleteObjects takes at most 1000 keys a request. */
@@ -172,20 +192,21 @@ export async function probeBucket(t: S3Target): Promise<void> {
 }
 
 /**
- * Streams `body` to `key` with multipart upload (lib-storage): PART_SIZE parts,
- * QUEUE_SIZE of them in flight, so memory stays bounded whatever the size;
+ * Streams `body` to `key` with multipart upload (lib-storage): parts of
+ * partSizeFor(sizeHint), QUEUE_SIZE of them in flight, so memory stays bounded
+ * whatever the size;
  * no temp file. A body that fails aborts the multipart upload (no orphaned
  * parts). Resolves with the bytes read from `body` and the object's ETag
  * (unquoted; "<md5>-<parts>" for a multipart object).
  *
- * Note: stores cap the number of parts (S3: 10000, Swift: 1000), so with
- * 8 MiB parts one object holds at most ~78 GiB on S3, ~7.8 GiB on Swift.
+ * Note: stores cap the number of parts (S3: 10000, Swift: 1000), so without
+ * a hint one object holds at most ~48 GiB on S3, ~4.8 GiB on Swift.
  */
 export async function uploadStream(
   t: S3Target,
   key: string,
   body: Readable,
-  opts: { contentType: string; onProgress?: (bytes: number) => void },
+  opts: { contentType: string; onProgress?: (bytes: number) => void; sizeHint?: number },
 ): Promise<{ size: number; etag: string }> {
   const s3 = s3Client(t);
   const fullKey = s3.key(key);
@@ -203,7 +224,7 @@ export async function uploadStream(
   const upload = new Upload({
     client: s3.client,
     params: { Bucket: t.bucket, Key: fullKey, Body: counted, ContentType: opts.contentType },
-    partSize: PART_SIZE,
+    partSize: partSizeFor(opts.sizeHint),
     queueSize: QUEUE_SIZE,
     leavePartsOnError: false,
   });

@@ -213,6 +213,15 @@ async function run(
       sources: [
         {
           name: 'postgres.dump',
+          // A custom-format dump is smaller than the database (compressed, no indexes).
+          sizeHint: async () =>
+            Number(
+              (
+                await db.query<{ size: string }>(
+                  'SELECT pg_database_size(current_database()) AS size',
+                )
+              ).rows[0]?.size ?? 0,
+            ),
           open: execSource(
             t.postgres,
             // cluster-cli's own schema stays out: a restore must not roll back the
@@ -237,6 +246,8 @@ async function run(
         },
         {
           name: volumeArtifact(`${loc.cluster}_redis_data`),
+          sizeHint: async () =>
+            Number((await execText(t.redis, 'du -sb /data | cut -f1').catch(() => '0')) || 0) * 1.1,
           open: execSource(t.redis, 'exec tar -c -C /data .'),
         },
         text('cluster.yaml', desc.clusterYaml),
@@ -255,7 +266,10 @@ async function run(
       [id, total, JSON.stringify(sizes)],
     );
     if (tick) await finish(db, 'backup', tick, o.owner, 'ok', { id });
-    o.log(`backup ${id} complete: ${total} bytes`);
+    // maxRSS is the kernel's high-water mark for this process (KiB): the memory bound, measured.
+    o.log(
+      `backup ${id} complete: ${total} bytes; peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`,
+    );
     await applyRetention(s3, loc, o.log);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);

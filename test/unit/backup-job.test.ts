@@ -126,6 +126,7 @@ describe('jobServiceCreate', () => {
       'BACKUP_S3_PATH_STYLE=true',
       'BACKUP_SCHEDULE=0 3 * * *',
       'BACKUP_RETENTION=daily=7,weekly=4,monthly=6,yearly=0',
+      'NODE_OPTIONS=--max-semi-space-size=1 --max-old-space-size=96',
     ]);
   });
 
