@@ -1,6 +1,7 @@
 import type { Executor } from '../core/executor.js';
 import { type HostSession, hostSession } from '../core/session.js';
 import { createExecutor } from '../remote/connect.js';
+import type { HostKeyInfo } from '../remote/ssh.js';
 import type { ConnectTarget, Ctx } from './context.js';
 
 /**
@@ -12,9 +13,9 @@ export async function connectHost(ctx: Ctx, target: ConnectTarget): Promise<Exec
   const t: ConnectTarget = ctx.interactive
     ? {
         ...target,
-        confirmHostKey: (k) =>
+        confirmHostKey: (k: HostKeyInfo) =>
           ctx.prompts.confirm({
-            message: `The authenticity of ${k.host}:${k.port} can't be established.\n  ${k.type} key fingerprint is ${k.fingerprint}.\n  Trust it and add it to known_hosts?`,
+            message: `The authenticity of ${k.role === 'bastion' ? 'bastion ' : ''}${k.host}:${k.port} can't be established.\n  ${k.type} key fingerprint is ${k.fingerprint}.\n  Trust it and add it to known_hosts?`,
             default: false,
           }),
       }
@@ -39,6 +40,8 @@ export interface SshFlags {
   identity?: string;
   knownHosts?: string;
   acceptNewHostKey?: boolean;
+  /** --jump user@bastion[:port] */
+  jump?: string;
 }
 
 export function connectTarget(
@@ -54,6 +57,7 @@ export function connectTarget(
     ...(host.port ? { port: host.port } : {}),
     ...(identityFile ? { identityFile } : {}),
     ...(knownHostsFile ? { knownHostsFile } : {}),
+    ...(flags.jump ? { jump: flags.jump } : {}),
     acceptNewHostKey: Boolean(flags.acceptNewHostKey),
   };
 }

@@ -34,12 +34,16 @@ export interface ConnectTarget {
   readonly port?: number;
   readonly identityFile?: string;
   readonly knownHostsFile?: string;
+  /** --jump: `[user@]host[:port]`, an ~/.ssh/config alias or `none`; beats the config's ProxyJump. */
+  readonly jump?: string;
   readonly acceptNewHostKey: boolean;
   readonly confirmHostKey?: (info: {
     host: string;
     port: number;
     type: string;
     fingerprint: string;
+    /** Set when the key is a bastion's. */
+    role?: 'bastion';
   }) => Promise<boolean>;
 }
 

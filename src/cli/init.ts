@@ -42,6 +42,7 @@ export interface InitOpts {
   timeout?: string;
   identity?: string;
   knownHosts?: string;
+  jump?: string;
   acceptNewHostKey?: boolean;
   config: string;
   json?: boolean;
@@ -144,6 +145,7 @@ export async function runInit(opts: InitOpts, ctx: Ctx): Promise<void> {
     ...((opts.knownHosts ?? base.ssh?.knownHostsFile)
       ? { knownHostsFile: opts.knownHosts ?? base.ssh?.knownHostsFile }
       : {}),
+    ...(opts.jump ? { jump: opts.jump } : {}),
     acceptNewHostKey: Boolean(opts.acceptNewHostKey),
   });
   try {

@@ -36,6 +36,11 @@ export const sshOptions: readonly OptionDef[] = [
     flags: '--accept-new-host-key',
     description: 'trust and record a host key seen for the first time (never a changed one)',
   },
+  {
+    flags: '--jump <bastion>',
+    description:
+      'reach the hosts through this jump host: user@host[:port] or an ~/.ssh/config alias (beats ProxyJump; none: direct)',
+  },
 ];
 
 /** Every command that changes hosts. */

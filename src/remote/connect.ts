@@ -16,6 +16,8 @@ export interface HostAddress {
 export interface CreateExecutorOptions extends Omit<SshConnectOptions, 'target'> {
   /** ssh config to resolve aliases with; default ~/.ssh/config. */
   readonly sshConfigFile?: string;
+  /** --jump: bastion as `[user@]host[:port]` or an alias, or `none`; beats the config's ProxyJump. */
+  readonly jump?: string;
 }
 
 /** The one executor for a host: LocalExecutor without an address, else an SSH connection. */
@@ -24,14 +26,14 @@ export async function createExecutor(
   opts: CreateExecutorOptions,
 ): Promise<Executor> {
   if (hostSpec.address === undefined || hostSpec.address === '') return new LocalExecutor();
-  const { sshConfigFile, ...sshOpts } = opts;
+  const { sshConfigFile, jump, ...sshOpts } = opts;
   const parts: { host: string; user?: string; port?: number } = { host: hostSpec.address };
   if (hostSpec.user !== undefined) parts.user = hostSpec.user;
   if (hostSpec.port !== undefined) parts.port = hostSpec.port;
-  const target = await resolveTarget(
-    parts,
-    sshConfigFile === undefined ? {} : { configFile: sshConfigFile },
-  );
+  const target = await resolveTarget(parts, {
+    ...(sshConfigFile === undefined ? {} : { configFile: sshConfigFile }),
+    ...(jump === undefined ? {} : { jump }),
+  });
   // ssh2 is loaded only when a remote host is actually used.
   const { connectSsh } = await import('./ssh.js');
   return connectSsh({ ...sshOpts, target });

@@ -22,6 +22,8 @@ export interface SshTarget {
   readonly identityFiles: readonly string[];
   /** known_hosts files to read; new keys are written to the first. */
   readonly knownHostsFiles: readonly string[];
+  /** The bastion this host is reached through (ProxyJump or --jump); absent → directly. */
+  readonly jump?: SshTarget;
 }
 
 export interface ResolveOptions {
@@ -31,6 +33,11 @@ export interface ResolveOptions {
   readonly homeDir?: string;
   /** Default: the local user name (for %u). */
   readonly localUser?: string;
+  /**
+   * --jump: one bastion as `[user@]host[:port]` or an alias, or `none` for a
+   * direct connection. Beats the config's ProxyJump (and ProxyCommand).
+   */
+  readonly jump?: string;
 }
 
 const DEFAULT_USER = 'root';
@@ -42,11 +49,15 @@ const DEFAULT_GLOBAL_KNOWN_HOSTS = ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_kn
 const HOST_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 const USER_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.$-]*$/;
 
-/** Split a target string into its parts; throws UserError (one line) when it is malformed. */
-export function parseTarget(str: string): TargetParts {
+/**
+ * Split a target string into its parts; throws UserError (one line) when it is
+ * malformed. `what` and `context` name the string in that error
+ * (`Invalid ProxyJump "…" for lab2 in ~/.ssh/config: …`).
+ */
+export function parseTarget(str: string, what = 'SSH target', context = ''): TargetParts {
   const bad = (why: string) =>
     new UserError(
-      `Invalid SSH target ${JSON.stringify(str)}: ${why}.`,
+      `Invalid ${what} ${JSON.stringify(str)}${context}: ${why}.`,
       'write it as host, user@host, user@host:port or user@[ipv6]:port',
     );
   if (str.trim() === '') throw bad('it is empty');
@@ -130,38 +141,127 @@ export function resolveTargetWithConfig(
 ): SshTarget {
   const parts = typeof target === 'string' ? parseTarget(target) : target;
   if (parts.host === '') throw new UserError('SSH target has an empty host.');
-  const home = opts.homeDir ?? homedir();
-  const localUser = opts.localUser ?? localUserName();
-  const where = opts.configFile ?? 'the SSH config';
-
-  // Match exec is not evaluated: resolving a target never runs a shell command.
-  const computed = SSHConfig.parse(configText).compute(
-    parts.user === undefined ? { Host: parts.host } : { Host: parts.host, User: parts.user },
-    { ignoreCase: true, matchExec: false },
-  );
-  const one = (key: string): string | undefined => {
-    const v = computed[key];
-    return Array.isArray(v) ? v[0] : v;
+  const ctx: Resolving = {
+    config: SSHConfig.parse(configText),
+    home: opts.homeDir ?? homedir(),
+    localUser: opts.localUser ?? localUserName(),
+    where: opts.configFile ?? 'the SSH config',
   };
-  const many = (key: string): string[] | undefined => {
-    const v = computed[key];
-    return v === undefined ? undefined : Array.isArray(v) ? v : [v];
-  };
+  const look = lookUp(ctx, parts);
 
-  for (const key of ['proxyjump', 'proxycommand']) {
-    const v = one(key);
-    if (v !== undefined && v.toLowerCase() !== 'none') {
-      throw new UserError(
-        `${parts.host} uses ${key === 'proxyjump' ? 'ProxyJump' : 'ProxyCommand'} in ${where}, which cluster-cli does not support.`,
-        'give the host an address cluster-cli can reach directly',
-      );
+  // How the host is reached: --jump as given (like ssh -J, it beats the config's
+  // ProxyJump and ProxyCommand), else the config's ProxyJump; ProxyCommand never.
+  let hop: TargetParts | undefined;
+  if (opts.jump !== undefined) {
+    hop = parseJump(opts.jump, '--jump');
+  } else {
+    refuseProxyCommand(look, parts.host, ctx.where);
+    const proxyJump = look.one('proxyjump');
+    if (proxyJump !== undefined) {
+      hop = parseJump(proxyJump, 'ProxyJump', ` for ${parts.host} in ${ctx.where}`);
     }
   }
 
-  const user = parts.user ?? one('user') ?? DEFAULT_USER;
+  const resolved = resolveHost(ctx, parts, look, DEFAULT_USER);
+  if (hop === undefined) return resolved;
+  // The bastion's user: its own (explicit, then its config's User), else the target's.
+  return { ...resolved, jump: resolveBastion(ctx, hop, resolved.user) };
+}
+
+/**
+ * One ProxyJump hop or --jump value: `[user@]host[:port]`, `ssh://[user@]host[:port]`
+ * or an alias; `none` → undefined (connect directly). Several hops (`a,b`) are
+ * refused with one line: cluster-cli goes through one bastion.
+ */
+export function parseJump(spec: string, what = '--jump', context = ''): TargetParts | undefined {
+  const value = spec.trim();
+  if (value.toLowerCase() === 'none') return undefined;
+  if (value.includes(',')) {
+    throw new UserError(
+      `${what} ${JSON.stringify(value)}${context} names ${value.split(',').length} jump hosts; cluster-cli goes through one bastion only.`,
+      'reach the nodes through a single bastion: ProxyJump user@bastion in ~/.ssh/config, or --jump user@bastion[:port]',
+    );
+  }
+  return parseTarget(value.replace(/^ssh:\/\//i, ''), what, context);
+}
+
+type ParsedSshConfig = ReturnType<typeof SSHConfig.parse>;
+
+interface Resolving {
+  readonly config: ParsedSshConfig;
+  readonly home: string;
+  readonly localUser: string;
+  /** The config file, for messages. */
+  readonly where: string;
+}
+
+interface Lookup {
+  one(key: string): string | undefined;
+  many(key: string): string[] | undefined;
+}
+
+function lookUp(ctx: Resolving, parts: TargetParts): Lookup {
+  // Match exec is not evaluated: resolving a target never runs a shell command.
+  const computed = ctx.config.compute(
+    parts.user === undefined ? { Host: parts.host } : { Host: parts.host, User: parts.user },
+    { ignoreCase: true, matchExec: false },
+  );
+  return {
+    one(key) {
+      const v = computed[key];
+      return Array.isArray(v) ? v[0] : v;
+    },
+    many(key) {
+      const v = computed[key];
+      return v === undefined ? undefined : Array.isArray(v) ? v : [v];
+    },
+  };
+}
+
+function refuseProxyCommand(look: Lookup, name: string, where: string): void {
+  const v = look.one('proxycommand');
+  if (v !== undefined && v.toLowerCase() !== 'none') {
+    throw new UserError(
+      `${name} uses ProxyCommand in ${where}, which cluster-cli does not support.`,
+      'reach the host through a bastion with ProxyJump user@bastion (one hop) or --jump user@bastion instead',
+    );
+  }
+}
+
+/** The bastion of a target: one hop, so its own ProxyJump must be none (or itself). */
+function resolveBastion(ctx: Resolving, hop: TargetParts, defaultUser: string): SshTarget {
+  const look = lookUp(ctx, hop);
+  refuseProxyCommand(look, `Bastion ${hop.host}`, ctx.where);
+  const proxyJump = look.one('proxyjump');
+  if (proxyJump !== undefined && proxyJump.toLowerCase() !== 'none') {
+    // `Host *` + `ProxyJump bastion` also matches the bastion: that means direct.
+    let self = false;
+    try {
+      self = parseJump(proxyJump)?.host.toLowerCase() === hop.host.toLowerCase();
+    } catch {
+      // not a single hop: refused below
+    }
+    if (!self) {
+      throw new UserError(
+        `Bastion ${hop.host} uses ProxyJump ${proxyJump} in ${ctx.where}: a second hop, and cluster-cli goes through one bastion only.`,
+        `reach ${hop.host} directly (ProxyJump none in its Host block), or use the last bastion of the chain`,
+      );
+    }
+  }
+  return resolveHost(ctx, hop, look, defaultUser);
+}
+
+function resolveHost(
+  ctx: Resolving,
+  parts: TargetParts,
+  look: Lookup,
+  defaultUser: string,
+): SshTarget {
+  const { home, localUser, where } = ctx;
+  const user = parts.user ?? look.one('user') ?? defaultUser;
   let port = parts.port;
   if (port === undefined) {
-    const fromConfig = one('port');
+    const fromConfig = look.one('port');
     port =
       fromConfig === undefined
         ? DEFAULT_PORT
@@ -170,7 +270,7 @@ export function resolveTargetWithConfig(
             (why) => new UserError(`Port for ${parts.host} in ${where}: ${why}.`),
           );
   }
-  const hostNameRaw = one('hostname');
+  const hostNameRaw = look.one('hostname');
   const tokens = { home, localUser, host: parts.host, user, port, alias: parts.host };
   const host =
     hostNameRaw === undefined ? parts.host : expandTokens(hostNameRaw, tokens, 'HostName', where);
@@ -181,10 +281,13 @@ export function resolveTargetWithConfig(
       .filter((v) => v.toLowerCase() !== 'none')
       .map((v) => resolve(expandTokens(v, full, directive, where)));
 
-  const identityFiles = paths(many('identityfile') ?? DEFAULT_IDENTITY_FILES, 'IdentityFile');
+  const identityFiles = paths(look.many('identityfile') ?? DEFAULT_IDENTITY_FILES, 'IdentityFile');
   const knownHostsFiles = [
-    ...paths(many('userknownhostsfile') ?? DEFAULT_USER_KNOWN_HOSTS, 'UserKnownHostsFile'),
-    ...paths(many('globalknownhostsfile') ?? DEFAULT_GLOBAL_KNOWN_HOSTS, 'GlobalKnownHostsFile'),
+    ...paths(look.many('userknownhostsfile') ?? DEFAULT_USER_KNOWN_HOSTS, 'UserKnownHostsFile'),
+    ...paths(
+      look.many('globalknownhostsfile') ?? DEFAULT_GLOBAL_KNOWN_HOSTS,
+      'GlobalKnownHostsFile',
+    ),
   ];
   return { host, port, user, identityFiles, knownHostsFiles };
 }

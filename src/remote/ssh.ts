@@ -32,6 +32,8 @@ export interface HostKeyInfo {
   readonly port: number;
   readonly type: string;
   readonly fingerprint: string;
+  /** Set when the key is the bastion's a target is reached through. */
+  readonly role?: 'bastion';
 }
 
 export interface SshConnectOptions {
@@ -87,23 +89,32 @@ export class SshExecutor implements Executor {
   readonly hostKey: ConnectedHostKey;
   readonly #client: Client;
   readonly #useSudo: boolean;
+  /** Hands the shared bastion connection back (the last user closes it). */
+  readonly #releaseBastion: (() => Promise<void>) | undefined;
   #closed = false;
   #lostReason: string | undefined;
   /** Commands running now, and those waiting for a free session slot. */
   #running = 0;
   readonly #waiting: (() => void)[] = [];
 
-  constructor(client: Client, target: SshTarget, hostKey: ConnectedHostKey) {
+  constructor(
+    client: Client,
+    target: SshTarget,
+    hostKey: ConnectedHostKey,
+    release?: () => Promise<void>,
+  ) {
     this.#client = client;
     this.label = targetLabel(target);
     this.address = target.host;
     this.hostKey = hostKey;
     this.#useSudo = target.user !== 'root';
+    this.#releaseBastion = release;
     client.on('error', (err) => {
       this.#lostReason = err.message;
     });
     client.on('close', () => {
       this.#closed = true;
+      void this.#releaseBastion?.();
     });
   }
 
@@ -268,20 +279,10 @@ export class SshExecutor implements Executor {
     });
   }
 
+  /** Ends the connection; behind a bastion, also the bastion's when no other host uses it. */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    await new Promise<void>((resolve) => {
-      const fallback = setTimeout(() => {
-        this.#client.destroy();
-        resolve();
-      }, 2000);
-      fallback.unref();
-      this.#client.once('close', () => {
-        clearTimeout(fallback);
-        resolve();
-      });
-      this.#client.end();
-    });
+    if (!this.#closed) await endClient(this.#client);
+    await this.#releaseBastion?.();
   }
 
   /**
@@ -441,10 +442,10 @@ interface Auth {
   readonly encrypted: string[];
 }
 
-async function loadAuth(opts: SshConnectOptions): Promise<Auth> {
-  const username = opts.target.user;
+async function loadAuth(t: SshTarget, opts: SshConnectOptions, label: string): Promise<Auth> {
+  const username = t.user;
   const explicit = opts.identityFile !== undefined;
-  const files = explicit ? [opts.identityFile as string] : opts.target.identityFiles;
+  const files = explicit ? [opts.identityFile as string] : t.identityFiles;
   const methods: AnyAuthMethod[] = [];
   const tried: string[] = [];
   const encrypted: string[] = [];
@@ -488,7 +489,6 @@ async function loadAuth(opts: SshConnectOptions): Promise<Auth> {
   }
 
   if (methods.length === 0) {
-    const label = targetLabel(opts.target);
     if (encrypted[0] !== undefined) {
       throw new UserError(
         `SSH key ${encrypted[0]} is encrypted and cluster-cli does not ask for passphrases; load it into ssh-agent to log in to ${label}.`,
@@ -515,21 +515,213 @@ function hostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
+/** How messages name one hop: a host reached directly, a bastion, or a host behind one. */
+interface Hop {
+  /** `10.0.0.1:22`, `bastion 10.0.0.1:22` or `10.0.0.12:22 via bastion root@10.0.0.1`. */
+  readonly where: string;
+  /** The same with the user: `root@10.0.0.12 via bastion root@10.0.0.1`. */
+  readonly label: string;
+  readonly role?: 'bastion';
+}
+
+function directHop(t: SshTarget): Hop {
+  return { where: hostPort(t.host, t.port), label: targetLabel(t) };
+}
+
 /**
  * Open an SSH connection: check the host key against known_hosts, log in with
  * the identity files and/or ssh-agent, and return an executor that reuses the
- * connection for every command.
+ * connection for every command. A target with a bastion (target.jump) is
+ * reached through a direct-tcpip channel of the bastion's connection, which
+ * every target behind the same bastion shares.
  */
 export async function connectSsh(opts: SshConnectOptions): Promise<SshExecutor> {
   const t = opts.target;
-  const label = targetLabel(t);
-  const where = hostPort(t.host, t.port);
+  if (t.jump === undefined) {
+    const hop = directHop(t);
+    const { client, hostKey } = await handshake(await prepare(t, opts, hop), opts, hop);
+    return new SshExecutor(client, t, hostKey);
+  }
+
+  const jump = t.jump;
+  const bastionLabel = targetLabel(jump);
+  const hop: Hop = {
+    where: `${hostPort(t.host, t.port)} via bastion ${bastionLabel}`,
+    label: `${targetLabel(t)} via bastion ${bastionLabel}`,
+  };
+  // The target's keys and known_hosts first: a mistake there needs no bastion.
+  const prepared = await prepare(t, opts, hop);
+  const lease = await leaseBastion(jump, opts);
+  try {
+    const { client, hostKey } = await handshake(prepared, opts, hop, () =>
+      forwardThrough(lease.client, t, hop),
+    );
+    return new SshExecutor(client, t, hostKey, lease.release);
+  } catch (err) {
+    await lease.release();
+    throw err;
+  }
+}
+
+/** A channel of the bastion's connection to the target's sshd (what `ssh -W` asks for). */
+function forwardThrough(bastion: Client, t: SshTarget, hop: Hop): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    const failed = (reason: string, next: string) =>
+      new UserError(`Cannot connect to ${hop.where}: ${reason}.`, next);
+    try {
+      bastion.forwardOut('127.0.0.1', 0, t.host, t.port, (err, stream) => {
+        if (!err) {
+          resolve(stream);
+          return;
+        }
+        // RFC 4254 5.1: 1 administratively prohibited, 2 connect failed, 3 unknown type, 4 resource shortage.
+        const code = (err as Error & { reason?: number }).reason;
+        const reason = err.message.replace(/^\(SSH\) Channel open failure: /, '') || 'open failed';
+        if (code === 1) {
+          reject(
+            failed(
+              `the bastion refused to forward (${reason})`,
+              "allow it in the bastion's sshd_config: AllowTcpForwarding yes (and PermitOpen, if set)",
+            ),
+          );
+        } else if (/name or service|not known|resolv/i.test(reason)) {
+          reject(
+            failed(
+              `the bastion cannot resolve ${t.host} (${reason.toLowerCase()})`,
+              'check the address in cluster.yaml or the HostName in ~/.ssh/config: the bastion resolves it',
+            ),
+          );
+        } else {
+          reject(
+            failed(
+              reason.toLowerCase(),
+              `check that sshd runs on ${t.host} port ${t.port} and that the bastion can reach it`,
+            ),
+          );
+        }
+      });
+    } catch (err) {
+      // ssh2 throws when the bastion's connection is gone.
+      reject(
+        failed(
+          `the bastion's connection is closed (${(err as Error).message})`,
+          're-run the command',
+        ),
+      );
+    }
+  });
+}
+
+/** One open bastion connection, shared by every target behind it in this process. */
+interface BastionEntry {
+  readonly ready: Promise<Client>;
+  /** Targets using it, and those still logging in through it. */
+  refs: number;
+  /** The connection ended (closed by the last user, or dropped). */
+  closed: boolean;
+}
+
+interface BastionLease {
+  readonly client: Client;
+  /** Give the connection back; the last one closes it. Idempotent. */
+  readonly release: () => Promise<void>;
+}
+
+const bastions = new Map<string, BastionEntry>();
+
+/**
+ * The connection to a bastion, opened on first use and shared by every target
+ * that names the same bastion with the same credentials and known_hosts; it
+ * closes when the last target using it closes.
+ */
+async function leaseBastion(b: SshTarget, opts: SshConnectOptions): Promise<BastionLease> {
+  const agent = opts.agent === undefined ? process.env.SSH_AUTH_SOCK : opts.agent;
+  const key = JSON.stringify([
+    b.user,
+    b.host.toLowerCase(),
+    b.port,
+    opts.identityFile ?? b.identityFiles,
+    agent || '',
+    // a connection verified against other known_hosts files is not reused
+    opts.knownHostsFile ?? b.knownHostsFiles,
+  ]);
+  let entry = bastions.get(key);
+  if (entry === undefined) {
+    const opened = openBastion(b, opts);
+    const created: BastionEntry = { ready: opened, refs: 0, closed: false };
+    const forget = () => {
+      created.closed = true;
+      if (bastions.get(key) === created) bastions.delete(key);
+    };
+    opened.then((client) => client.once('close', forget), forget);
+    bastions.set(key, created);
+    entry = created;
+  }
+  const e = entry;
+  e.refs += 1;
+  let client: Client;
+  try {
+    client = await e.ready;
+  } catch (err) {
+    e.refs -= 1;
+    throw err;
+  }
+  let released: Promise<void> | undefined;
+  const release = (): Promise<void> => {
+    if (released === undefined) {
+      e.refs -= 1;
+      if (e.refs > 0 || e.closed) released = Promise.resolve();
+      else {
+        if (bastions.get(key) === e) bastions.delete(key);
+        released = endClient(client);
+      }
+    }
+    return released;
+  };
+  return { client, release };
+}
+
+async function openBastion(b: SshTarget, opts: SshConnectOptions): Promise<Client> {
+  const hop: Hop = {
+    where: `bastion ${hostPort(b.host, b.port)}`,
+    label: `bastion ${targetLabel(b)}`,
+    role: 'bastion',
+  };
+  const { client } = await handshake(await prepare(b, opts, hop), opts, hop);
+  return client;
+}
+
+/** end() the connection and wait until it closed, or destroy it after 2 s. */
+function endClient(client: Client): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const fallback = setTimeout(() => {
+      client.destroy();
+      resolve();
+    }, 2000);
+    fallback.unref();
+    client.once('close', () => {
+      clearTimeout(fallback);
+      resolve();
+    });
+    client.end();
+  });
+}
+
+/** What connecting to one hop needs before the first packet: keys, known_hosts. */
+interface Prepared {
+  readonly t: SshTarget;
+  readonly knownFiles: string[];
+  readonly known: KnownHosts;
+  readonly knownTypes: string[];
+  readonly restrictTo: ServerHostKeyAlgorithm[];
+  readonly auth: Auth;
+}
+
+async function prepare(t: SshTarget, opts: SshConnectOptions, hop: Hop): Promise<Prepared> {
   const knownFiles =
     opts.knownHostsFile !== undefined ? [opts.knownHostsFile] : [...t.knownHostsFiles];
   const known = await readKnownHosts(knownFiles, t.host, t.port);
-  const auth = await loadAuth(opts);
-  const readyTimeoutMs = opts.readyTimeoutMs ?? 20_000;
-
+  const auth = await loadAuth(t, opts, hop.label);
   // Ask only for key types recorded for this host, so a host known by its rsa
   // key is not reported as changed because ed25519 was negotiated.
   const knownTypes = [...new Set(known.keys.map((k) => k.type))];
@@ -538,10 +730,27 @@ export async function connectSsh(opts: SshConnectOptions): Promise<SshExecutor> 
   );
   if (knownTypes.length > 0 && restrictTo.length === 0) {
     throw new UserError(
-      `known_hosts records only key types cluster-cli cannot verify for ${where} (${knownTypes.join(', ')}).`,
+      `known_hosts records only key types cluster-cli cannot verify for ${hop.where} (${knownTypes.join(', ')}).`,
       `add the host's ed25519, ecdsa or rsa key: ssh-keyscan -p ${t.port} ${quoteArg(t.host)}`,
     );
   }
+  return { t, knownFiles, known, knownTypes, restrictTo, auth };
+}
+
+/**
+ * The SSH handshake with one hop: host key checked against known_hosts (or
+ * confirmed, or refused), then login. Over TCP to t.host:t.port, or over the
+ * stream openSock gives (a channel of a bastion's connection).
+ */
+async function handshake(
+  p: Prepared,
+  opts: SshConnectOptions,
+  hop: Hop,
+  openSock?: () => Promise<Duplex>,
+): Promise<{ client: Client; hostKey: ConnectedHostKey }> {
+  const { t, knownFiles, known, knownTypes, restrictTo, auth } = p;
+  const { where, label } = hop;
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 20_000;
   const removeHint = (file: string) =>
     `ssh-keygen -f ${quoteArg(file)} -R ${quoteArg(knownHostsName(t.host, t.port))}`;
 
@@ -554,11 +763,13 @@ export async function connectSsh(opts: SshConnectOptions): Promise<SshExecutor> 
 
   await new Promise<void>((resolve, reject) => {
     let settled = false;
+    let sock: Duplex | undefined;
     const fail = (err: Error) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       client.destroy();
+      sock?.destroy();
       reject(err);
     };
     const armTimer = () => {
@@ -584,7 +795,13 @@ export async function connectSsh(opts: SshConnectOptions): Promise<SshExecutor> 
         return new UserError(`${where} presented a malformed host key. Refusing to connect.`);
       }
       const fingerprint = fingerprintSha256(blob);
-      const info: HostKeyInfo = { host: t.host, port: t.port, type, fingerprint };
+      const info: HostKeyInfo = {
+        host: t.host,
+        port: t.port,
+        type,
+        fingerprint,
+        ...(hop.role ? { role: hop.role } : {}),
+      };
       switch (classifyHostKey(known, blob)) {
         case 'known':
           hostKey = info;
@@ -702,7 +919,7 @@ export async function connectSsh(opts: SshConnectOptions): Promise<SshExecutor> 
           );
         case 'client-dns':
           return new UserError(
-            `Cannot resolve host name ${t.host}.`,
+            `Cannot resolve host name ${t.host}${hop.role === 'bastion' ? ' of the bastion' : ''}.`,
             'check the address in cluster.yaml or the HostName in ~/.ssh/config',
           );
         case 'client-authentication': {
@@ -731,9 +948,17 @@ export async function connectSsh(opts: SshConnectOptions): Promise<SshExecutor> 
     };
 
     armTimer();
-    client.connect(config);
+    if (openSock === undefined) {
+      client.connect(config);
+    } else {
+      openSock().then((s) => {
+        sock = s;
+        if (settled) s.destroy();
+        else client.connect({ ...config, sock: s });
+      }, fail);
+    }
   });
 
   if (hostKey === undefined) throw new Error('ssh2 logged in without verifying the host key');
-  return new SshExecutor(client, t, hostKey);
+  return { client, hostKey };
 }

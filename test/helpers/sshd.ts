@@ -110,7 +110,8 @@ function waitExit(child: ChildProcess, ms: number): Promise<void> {
   });
 }
 
-export async function startSshd(): Promise<Sshd> {
+/** `extraConfig`: more sshd_config lines, e.g. `AllowTcpForwarding no`. */
+export async function startSshd(extraConfig: readonly string[] = []): Promise<Sshd> {
   // sshd's privilege separation directory.
   mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
   const dir = mkdtempSync(join(tmpdir(), 'cc-sshd-'));
@@ -143,6 +144,7 @@ export async function startSshd(): Promise<Sshd> {
       'PermitRootLogin prohibit-password',
       'AllowStreamLocalForwarding yes',
       'LogLevel VERBOSE',
+      ...extraConfig,
       '',
     ].join('\n'),
   );

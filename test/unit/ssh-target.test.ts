@@ -91,7 +91,7 @@ Host db*
   UserKnownHostsFile ~/.ssh/kh_db /tmp/kh_%n
 
 Host jump-me
-  ProxyJump bastion
+  ProxyJump a,b
 
 Host badport
   Port nope
@@ -155,11 +155,11 @@ Host *
     });
   });
 
-  it('refuses ProxyJump, a bad Port and unknown % tokens with one-line UserErrors', () => {
+  it('refuses a multi-hop ProxyJump, a bad Port and unknown % tokens with one-line UserErrors', () => {
     const cases: [string, string][] = [
       [
         'jump-me',
-        'jump-me uses ProxyJump in /home/me/.ssh/config, which cluster-cli does not support.',
+        'ProxyJump "a,b" for jump-me in /home/me/.ssh/config names 2 jump hosts; cluster-cli goes through one bastion only.',
       ],
       ['badport', 'Port for badport in /home/me/.ssh/config: "nope" is not a port number.'],
       [
