@@ -13,7 +13,8 @@ import {
 } from '../backup/job.js';
 import { parseRetention } from '../backup/retention.js';
 import { probeBucket, type S3Target } from '../backup/s3.js';
-import { interval, nextTick, parseSchedule } from '../backup/schedule.js';
+import { nextTick, parseSchedule } from '../backup/schedule.js';
+import { readBackupStatus } from '../backup/status.js';
 import { editConfigText } from '../config/edit.js';
 import { validateConfig } from '../config/load.js';
 import type { Config, ConfigInput } from '../config/schema.js';
@@ -537,29 +538,8 @@ export async function runBackupStatus(
   const h = await openCluster(ctx, opts);
   try {
     const b = requireBackup(h, opts);
-    const schedule = parseSchedule(b.schedule);
     await withDatabase(ctx, h, opts, async (db) => {
-      const last = (
-        await db.query<{ id: string; finished_at: Date }>(
-          "SELECT id, finished_at FROM cluster_cli.backup_runs WHERE status = 'ok' ORDER BY finished_at DESC LIMIT 1",
-        )
-      ).rows[0];
-      const now = new Date();
-      const next = nextTick(schedule, now);
-      const stale =
-        !last || now.getTime() - new Date(last.finished_at).getTime() > 2 * interval(schedule);
-      const status = {
-        schedule: b.schedule,
-        store: `${b.s3.endpoint}/${b.s3.bucket}/${b.s3.prefix}`,
-        encrypted: Boolean(b.recipient),
-        lastSuccess: last ? { id: last.id, at: new Date(last.finished_at).toISOString() } : null,
-        next: next.toISOString(),
-        warning: stale
-          ? last
-            ? `the last successful backup is older than twice the schedule's interval`
-            : 'no successful backup yet'
-          : undefined,
-      };
+      const status = await readBackupStatus(db, b, new Date());
       if (opts.json) ctx.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
       else
         ctx.stdout.write(

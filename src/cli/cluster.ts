@@ -136,6 +136,16 @@ export async function openCluster(
   );
 }
 
+/** The stack cluster.yaml renders for this cluster: its live secrets, its oldest engine. */
+export function renderedFor(h: ClusterHandle, config: Config) {
+  const model = buildStackModel(config, liveSecretsOfStack(config.name, h.manager.cluster));
+  const engine = oldestVersion([
+    ...h.manager.cluster.nodes.map((n) => n.engine),
+    h.manager.cluster.nodes.find((n) => n.self)?.engine,
+  ]);
+  return { model, rendered: renderStack(model, engine ? { engine } : {}) };
+}
+
 /**
  * The stack's steps on the manager for a cluster.yaml after a change (labels,
  * roles, hosts): a redeploy only when the rendered revision differs. With
@@ -148,12 +158,7 @@ export function stackStepsFor(
   /** Values for secrets the plan creates, instead of generated ones (the first admin's password). */
   secretValues: Readonly<Record<string, Secret>> = {},
 ): { steps: Step[]; deploys: boolean; warnings: string[] } {
-  const model = buildStackModel(config, liveSecretsOfStack(config.name, h.manager.cluster));
-  const engine = oldestVersion([
-    ...h.manager.cluster.nodes.map((n) => n.engine),
-    h.manager.cluster.nodes.find((n) => n.self)?.engine,
-  ]);
-  const rendered = renderStack(model, engine ? { engine } : {});
+  const { model, rendered } = renderedFor(h, config);
   const steps = planStack({
     config,
     host: h.manager.session.exec.label,

@@ -1,4 +1,4 @@
-import { CommandError, UserError } from '../core/errors.js';
+import { CommandError, ExitCode, UserError } from '../core/errors.js';
 import type { Ctx } from './context.js';
 import { buildProgram, CommanderError, unknownCommandError } from './program.js';
 
@@ -51,6 +51,7 @@ export function describeError(err: unknown): Failure {
       err.code === 'commander.version';
     return { exitCode: ok ? 0 : 2 };
   }
+  if (err instanceof ExitCode) return { exitCode: err.exitCode };
   if (err instanceof UserError) {
     return { exitCode: err.exitCode, error: err.message, ...(err.next ? { next: err.next } : {}) };
   }

@@ -310,6 +310,22 @@ Examples:
       await runNodeLs(opts, ctx);
     });
 
+  addOptions(program.command('status'), [...sshOptions, ...commonOptions])
+    .description(
+      'Is the cluster healthy? Nodes, services (running/desired, the last task error), drift from cluster.yaml, the certificate, the backups. Exit 0 healthy, 1 degraded, 2 down.',
+    )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ cluster-cli status
+  $ cluster-cli status --json || alert "cluster not healthy"   # exit 1 degraded, 2 down`,
+    )
+    .action(async (opts) => {
+      const { runStatus } = await import('./status.js');
+      await runStatus(opts, ctx);
+    });
+
   addOptions(
     node
       .command('label')
@@ -770,7 +786,6 @@ Examples:
       await runRestore(id, opts, ctx);
     });
 
-  // The process inside the cluster's agent service; not for people.
   program
     .command('agent', { hidden: true })
     .description("Run cluster-cli's in-cluster agent (inside the stack only).")

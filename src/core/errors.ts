@@ -13,6 +13,17 @@ export class UserError extends Error {
   }
 }
 
+/**
+ * Ends a command with this exit code after it printed its own report (status:
+ * 1 degraded, 2 down): no `error:` line.
+ */
+export class ExitCode extends Error {
+  override readonly name = 'ExitCode';
+  constructor(readonly exitCode: number) {
+    super(`exit ${exitCode}`);
+  }
+}
+
 /** A remote or local command that failed. argv is already redacted. */
 export class CommandError extends Error {
   override readonly name = 'CommandError';

@@ -138,6 +138,34 @@ afterAll(async () => {
   s3?.destroy();
 });
 
+type RunRow = { tick: string | null; status?: string };
+const runRows = async () => JSON.parse((await ok(['backup', 'list', '--json'])).stdout) as RunRow[];
+
+/**
+ * As cron would: just after the next minute starts, the backup script on each
+ * of `managers` at once. Returns the run rows that appeared, once none runs.
+ */
+async function fireNextTick(managers: number[]): Promise<{ before: RunRow[]; added: RunRow[] }> {
+  const before = await runRows();
+  await new Promise((r) => setTimeout(r, 60_000 - (Date.now() % 60_000) + 1500));
+  const script = '/usr/local/lib/cluster-cli/platform-backup';
+  await Promise.all(
+    managers.map(
+      (n) =>
+        new Promise<void>((resolve) =>
+          execFile(`${ROOT}scripts/lab`, ['ssh', `lab${n}`, script], () => resolve()),
+        ),
+    ),
+  );
+  let all: RunRow[] = [];
+  for (let i = 0; i < 90; i++) {
+    all = await runRows();
+    if (all.length > before.length && all.every((r) => r.status !== 'running')) break;
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  return { before, added: all.slice(before.length) };
+}
+
 describe('backups to a real S3 API', () => {
   it('setup refuses wrong credentials and a missing bucket: one line, nothing saved', async () => {
     const before = readFileSync(cfg, 'utf8');
@@ -253,28 +281,7 @@ describe('backups to a real S3 API', () => {
   });
 
   it('three managers whose cron fire the same tick: exactly one backup and one run row', async () => {
-    const rows = async () =>
-      JSON.parse((await ok(['backup', 'list', '--json'])).stdout) as { tick: string | null }[];
-    const n0 = (await rows()).length;
-    // Just after a minute starts, as cron would, on all three managers at once.
-    const wait = 60_000 - (Date.now() % 60_000) + 1500;
-    await new Promise((r) => setTimeout(r, wait));
-    const script = '/usr/local/lib/cluster-cli/platform-backup';
-    await Promise.all(
-      [1, 2, 3].map(
-        (n) =>
-          new Promise<void>((resolve) =>
-            execFile(`${ROOT}scripts/lab`, ['ssh', `lab${n}`, script], () => resolve()),
-          ),
-      ),
-    );
-    let all: { tick: string | null; status?: string }[] = [];
-    for (let i = 0; i < 90; i++) {
-      all = await rows();
-      if (all.length > n0 && all.every((r) => r.status !== 'running')) break;
-      await new Promise((r) => setTimeout(r, 2000));
-    }
-    const scheduled = all.slice(n0);
+    const { added: scheduled } = await fireNextTick([1, 2, 3]);
     expect(scheduled).toHaveLength(1);
     expect(scheduled[0]?.tick).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}Z$/);
     expect(scheduled[0]?.status).toBe('ok');
@@ -294,32 +301,10 @@ describe('backups to a real S3 API', () => {
     const alive = [1, 2, 3].filter((n) => n !== gone);
     const restart = stopNode(gone);
     try {
-      const rows = async () =>
-        JSON.parse((await ok(['backup', 'list', '--json'])).stdout) as {
-          tick: string | null;
-          status?: string;
-        }[];
-      const n0 = (await rows()).length;
-      await new Promise((r) => setTimeout(r, 60_000 - (Date.now() % 60_000) + 1500));
-      const script = '/usr/local/lib/cluster-cli/platform-backup';
-      await Promise.all(
-        alive.map(
-          (n) =>
-            new Promise<void>((resolve) =>
-              execFile(`${ROOT}scripts/lab`, ['ssh', `lab${n}`, script], () => resolve()),
-            ),
-        ),
-      );
-      let all: { tick: string | null; status?: string }[] = [];
-      for (let i = 0; i < 90; i++) {
-        all = await rows();
-        if (all.length > n0 && all.every((r) => r.status !== 'running')) break;
-        await new Promise((r) => setTimeout(r, 2000));
-      }
-      const next = all.slice(n0);
+      const { before, added: next } = await fireNextTick(alive);
       expect(next).toHaveLength(1);
       expect(next[0]?.status).toBe('ok');
-      expect(next[0]?.tick).not.toBe(all[n0 - 1]?.tick);
+      expect(next[0]?.tick).not.toBe(before.at(-1)?.tick);
       const started = (
         await (d[(alive[0] as number) - 1] as Docker).listServices({
           filters: { label: [`${BACKUP_JOB_LABEL}=platform`] },
@@ -328,6 +313,14 @@ describe('backups to a real S3 API', () => {
         .sort((a, b) => String(a.CreatedAt).localeCompare(String(b.CreatedAt)))
         .at(-1);
       expect(alive.map((n) => `lab${n}`)).toContain(started?.Spec?.Labels?.[STARTED_BY_LABEL]);
+      // status sees it: degraded (exit 1), the stopped node named, quorum kept
+      const st = await cli(['status', '--json']);
+      expect(st.code, st.stderr).toBe(1);
+      const doc = JSON.parse(st.stdout);
+      expect(doc.verdict).toBe('degraded');
+      expect(doc.findings.map((f: { text: string }) => f.text)).toContain(
+        `node lab${gone} (manager) is down`,
+      );
     } finally {
       await restart();
     }
@@ -365,5 +358,88 @@ describe('backups to a real S3 API', () => {
     expect((await redisOn(on, 'mget', 'greeting', 'counter')).trim()).toBe(wantRedis);
     expect((await execIn(on, 'platform_redis', ['cat', '/data/note.txt'])).trim()).toBe('precious');
     wipe('lab5');
+  });
+
+  it('status: a stale backup is degraded, a fresh one healthy; a service with no task is down (exit 2) until rolled back', async () => {
+    type Doc = {
+      verdict: string;
+      findings: { area: string; text: string; level: string; next?: string }[];
+      backup: { lastSuccess: { id: string; at: string } };
+      services: { name: string }[];
+    };
+    const status = async () => {
+      const r = await cli(['status', '--json']);
+      return { code: r.code, doc: JSON.parse(r.stdout) as Doc };
+    };
+    const settled = async (areas: string[]) => {
+      let r = await status();
+      // the node stopped above is still coming back, a service still converging
+      for (let i = 0; i < 45 && r.doc.findings.some((f) => areas.includes(f.area)); i++) {
+        await new Promise((res) => setTimeout(res, 2000));
+        r = await status();
+      }
+      return r;
+    };
+    // The schedule is every minute: once the last success is over two minutes old it is stale.
+    const first = await settled(['nodes', 'services', 'stack']);
+    const lastAt = Date.parse(first.doc.backup.lastSuccess.at);
+    await new Promise((r) => setTimeout(r, Math.max(0, lastAt + 125_000 - Date.now())));
+    const stale = await status();
+    expect(stale.code).toBe(1);
+    expect(stale.doc.verdict).toBe('degraded');
+    expect(stale.doc.findings.map((f) => f.text)).toEqual([
+      expect.stringMatching(
+        /^the last successful backup \(.*\) is older than twice the schedule's interval$/,
+      ),
+    ]);
+    await ok(['backup', 'run', '--yes']);
+    const fresh = await status();
+    expect(fresh.code, JSON.stringify(fresh.doc.findings)).toBe(0);
+    const doc = fresh.doc;
+    expect(doc.verdict).toBe('healthy');
+    expect(doc.backup.lastSuccess.id).toMatch(/^\d{8}T\d{6}Z$/);
+    expect(doc.services.map((s) => s.name)).toEqual(
+      expect.arrayContaining([
+        'platform_proxy',
+        'platform_app',
+        'platform_postgres',
+        'platform_redis',
+      ]),
+    );
+    const text = await cli(['status']);
+    expect(text.stdout.trim().split('\n').at(-1)).toBe('platform: HEALTHY');
+
+    const docker = (...args: string[]) =>
+      new Promise<void>((resolve, reject) =>
+        execFile('docker', ['-H', `unix://${h[0]?.dockerSocket}`, ...args], (e) =>
+          e ? reject(e) : resolve(),
+        ),
+      );
+    await docker(
+      'service',
+      'update',
+      '--detach',
+      '--constraint-add',
+      'node.labels.nowhere==yes',
+      'platform_redis',
+    );
+    try {
+      let down = await cli(['status', '--json']);
+      for (let i = 0; i < 30 && down.code !== 2; i++) {
+        await new Promise((r) => setTimeout(r, 2000));
+        down = await cli(['status', '--json']);
+      }
+      expect(down.code).toBe(2);
+      const d2 = JSON.parse(down.stdout);
+      expect(d2.verdict).toBe('down');
+      const f = d2.findings.find((x: { text: string }) => x.text.startsWith('platform_redis: 0/1'));
+      expect(f?.level).toBe('fail');
+      expect(f?.next).toBe('docker service ps --no-trunc platform_redis');
+    } finally {
+      await docker('service', 'rollback', '--detach', 'platform_redis');
+    }
+    const back = await settled(['services']);
+    expect(back.doc.findings.filter((f) => f.area === 'services')).toEqual([]);
+    expect(back.code).not.toBe(2);
   });
 });

@@ -123,5 +123,20 @@ describe('a node behind a bastion', () => {
     const direct = await runCli(['node', 'ls', ...ssh()]);
     expect(direct.code).not.toBe(0);
     expect(direct.stderr).toMatch(/connection refused/);
+    // status: down (exit 2) from here without the bastion, healthy through it
+    const blind = await runCli(['status', '--json', ...ssh()]);
+    expect(blind.code).toBe(2);
+    const doc = JSON.parse(blind.stdout);
+    expect(doc.verdict).toBe('down');
+    expect(doc.findings[0].text).toMatch(/No manager of .* could be reached/);
+    const through = await runCli([
+      'status',
+      '--json',
+      '--jump',
+      `root@${bastion.address}`,
+      ...ssh(),
+    ]);
+    expect(through.code, through.stdout).toBe(0);
+    expect(JSON.parse(through.stdout).verdict).toBe('healthy');
   });
 });
