@@ -3,10 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { connectTarget } from '../../src/cli/connect.js';
-import type { ConnectTarget, Ctx } from '../../src/cli/context.js';
+import type { ConnectTarget } from '../../src/cli/context.js';
 import { main } from '../../src/cli/main.js';
 import { UserError } from '../../src/core/errors.js';
 import { parseJump, resolveTargetWithConfig } from '../../src/remote/ssh-config.js';
+import { testCtx } from '../helpers/ctx.js';
 
 const HOME = '/home/me';
 const opts = { homeDir: HOME, localUser: 'me', configFile: '/home/me/.ssh/config' };
@@ -229,27 +230,15 @@ describe('--jump on the command line', () => {
       'domain: apps.example.com\nemail: ops@example.com\nhosts:\n  - name: node1\n    address: 10.0.0.11\n',
     );
     const seen: ConnectTarget[] = [];
-    let stderr = '';
-    const ctx: Ctx = {
-      stdout: { write: () => true },
-      stderr: { write: (s: string) => (stderr += s) },
-      env: {},
+    const { ctx, stderr } = testCtx({
       cwd,
-      interactive: false,
-      tty: false,
-      prompts: {
-        password: () => Promise.reject(new Error('no prompts')),
-        input: () => Promise.reject(new Error('no prompts')),
-        select: () => Promise.reject(new Error('no prompts')),
-        confirm: () => Promise.reject(new Error('no prompts')),
-      },
       connect: async (t) => {
         seen.push(t);
         throw new UserError('stop here');
       },
-    };
+    });
     expect(await main(['node', 'ls', '--jump', 'ops@bastion.example.com:2222'], ctx)).not.toBe(0);
-    expect(stderr).toContain('stop here');
+    expect(stderr()).toContain('stop here');
     expect(seen).toEqual([
       expect.objectContaining({ address: '10.0.0.11', jump: 'ops@bastion.example.com:2222' }),
     ]);
