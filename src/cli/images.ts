@@ -30,6 +30,7 @@ export interface ImagesPushOpts extends PipelineFlags {
   from?: 'local' | 'manager';
   identity?: string;
   knownHosts?: string;
+  jump?: string;
   acceptNewHostKey?: boolean;
   config: string;
 }
@@ -397,6 +398,7 @@ function failIfAny(
     ...(opts.from ? ['--from', opts.from] : []),
     ...(opts.identity ? ['--identity', quoteArg(opts.identity)] : []),
     ...(opts.knownHosts ? ['--known-hosts', quoteArg(opts.knownHosts)] : []),
+    ...(opts.jump ? ['--jump', quoteArg(opts.jump)] : []),
     ...(opts.yes ? ['--yes'] : []),
     ...explicit.map(quoteArg),
   ].join(' ');
