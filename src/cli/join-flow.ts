@@ -126,7 +126,7 @@ export async function checkJoinable(
       ),
     )
   ).flat();
-  const blocked = blockedPortsError(results);
+  const blocked = blockedPortsError(results, h.config.firewall.enabled);
   if (blocked) {
     out(`${tables}\n\n`);
     throw blocked;

@@ -326,6 +326,7 @@ Examples:
       await runStatus(opts, ctx);
     });
 
+
   addOptions(
     node
       .command('label')
@@ -786,6 +787,51 @@ Examples:
       await runRestore(id, opts, ctx);
     });
 
+  // firewall apply, status (src/cli/firewall.ts)
+  const firewall = program
+    .command('firewall')
+    .description(
+      "The nodes' firewall: SSH and 80/443 open, the swarm ports open between the nodes only, every other port (published containers too) closed unless declared in cluster.yaml.",
+    );
+  addOptions(firewall.command('apply'), [
+    ...changeOptions.filter((o) => !o.flags.startsWith('--timeout')),
+    ...sshOptions,
+    ...commonOptions,
+  ])
+    .description(
+      "Load the rules on every host of cluster.yaml (their own chains, INPUT and Docker's DOCKER-USER jump to them) and keep them across reboots and Docker restarts. Run it again after adding or removing a node.",
+    )
+    .addHelpText(
+      'after',
+      `
+Extra ports go in cluster.yaml:
+  firewall:
+    allow:
+      - { port: 9100, proto: tcp, from: 10.0.0.0/8 }
+
+Examples:
+  $ cluster-cli firewall apply --dry-run      # every rule change, per node
+  $ cluster-cli firewall apply --yes
+  $ cluster-cli firewall apply -c prod.yaml --yes --json`,
+    )
+    .action(async (opts) => {
+      const { runFirewallApply } = await import('./firewall.js');
+      await runFirewallApply(opts, ctx);
+    });
+  addOptions(firewall.command('status'), [...sshOptions, ...commonOptions])
+    .description(
+      'Per node: in step, drifted (and what differs) or absent. Read-only; exit 1 when a node is not in step.',
+    )
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ cluster-cli firewall status\n  $ cluster-cli firewall status --json',
+    )
+    .action(async (opts) => {
+      const { runFirewallStatus } = await import('./firewall.js');
+      await runFirewallStatus(opts, ctx);
+    });
+
+  // The process inside the cluster's agent service; not for people.
   program
     .command('agent', { hidden: true })
     .description("Run cluster-cli's in-cluster agent (inside the stack only).")

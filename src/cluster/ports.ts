@@ -80,7 +80,11 @@ export async function probePorts(
 }
 
 /** The error listing each blocked pair, or undefined when every port answered. */
-export function blockedPortsError(results: readonly PortResult[]): UserError | undefined {
+export function blockedPortsError(
+  results: readonly PortResult[],
+  /** cluster.yaml has firewall.enabled: cluster-cli's own rules let members only in. */
+  firewallOn = false,
+): UserError | undefined {
   const bad = results.filter((r) => r.result !== 'ok');
   if (!bad.length) return undefined;
   const lines = bad.map(
@@ -92,6 +96,8 @@ export function blockedPortsError(results: readonly PortResult[]): UserError | u
       `${bad.length === 1 ? 'A swarm port is' : `${bad.length} swarm ports are`} blocked; nothing was joined:`,
       ...lines,
     ].join('\n'),
-    `open ${[...new Set(bad.map((b) => `${b.port}/tcp`))].join(', ')} between the nodes (firewall, security group), then run the same command again`,
+    firewallOn
+      ? "the cluster's firewall lets members only in: add the new host to cluster.yaml's hosts, run cluster-cli firewall apply, then the same command again"
+      : `open ${[...new Set(bad.map((b) => `${b.port}/tcp`))].join(', ')} between the nodes (firewall, security group), then run the same command again`,
   );
 }

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import {
   DOMAIN_RE,
@@ -213,6 +214,43 @@ export const Backup = z.strictObject({
 });
 export type Backup = z.infer<typeof Backup>;
 
+/** An address or a network, IPv4 or IPv6: 203.0.113.7, 10.0.0.0/8, 2001:db8::/32. */
+function isAddressOrNetwork(value: string): boolean {
+  const [address = '', bits, ...rest] = value.split('/');
+  const family = address.includes('%') ? 0 : isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  if (bits === undefined) return true;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
+
+/** A port the nodes' firewall opens besides SSH, 80/443 and (to members only) the swarm's. */
+export const FirewallAllow = z.strictObject({
+  port,
+  proto: z.enum(['tcp', 'udp'], { error: 'must be tcp or udp' }).default('tcp'),
+  /** Only from this address or network; absent: from anywhere. */
+  from: z
+    .string()
+    .refine(isAddressOrNetwork, {
+      error: 'must be an IP address or network such as 203.0.113.7 or 10.0.0.0/8',
+    })
+    .optional(),
+});
+export type FirewallAllow = z.infer<typeof FirewallAllow>;
+
+/**
+ * The nodes' firewall (`cluster-cli firewall apply`): SSH and 80/443 open, the
+ * swarm ports open between the cluster's nodes only, every other port (a
+ * container's published ones too) closed unless listed in `allow`. Nothing
+ * but `firewall apply` touches a node's firewall, so an existing file is
+ * unaffected by this section's defaults.
+ */
+export const Firewall = z.strictObject({
+  /** Recorded by `cluster-cli firewall apply`: the nodes carry its rules. */
+  enabled: z.boolean().default(false),
+  allow: z.array(FirewallAllow).default([]),
+});
+export type Firewall = z.infer<typeof Firewall>;
+
 export const Redis = z.strictObject({
   image: image.default('redis:7-alpine'),
   resources: Resources.default(res('128M', 0.2, '64M')),
@@ -252,6 +290,7 @@ export const Config = z.strictObject({
   redis: Redis.prefault({}),
   ssl: Ssl.prefault({}),
   backup: Backup.optional(),
+  firewall: Firewall.prefault({}),
   /** cluster-cli's own image, run in the cluster for certificate renewal (and backups). */
   agent: z
     .strictObject({ image: image.default('ghcr.io/cluster-cli/cluster-cli:0.1.0') })

@@ -242,6 +242,24 @@ describe('quorum, ports and the overlay check', () => {
     expect(err?.message).toBe(
       'A swarm port is blocked; nothing was joined:\n  node4 -> node1 (203.0.113.10) 2377/tcp swarm management: no answer (filtered?)',
     );
+    expect(err?.next).toMatch(/^open 2377\/tcp between the nodes/);
+    // With cluster-cli's firewall on, the way in is to make the host a member first.
+    const fw = blockedPortsError(
+      [
+        {
+          to: 'node1',
+          addr: '203.0.113.10',
+          port: 2377,
+          what: 'swarm management',
+          from: 'node4',
+          result: 'timeout',
+        },
+      ],
+      true,
+    );
+    expect(fw?.next).toMatch(
+      /add the new host to cluster.yaml's hosts, run cluster-cli firewall apply/,
+    );
   });
 
   it('reads the overlay check: a pair is ok only when both directions passed', () => {

@@ -1,0 +1,270 @@
+import { writeFile } from 'node:fs/promises';
+import { editConfigText } from '../config/edit.js';
+import { validateConfig } from '../config/load.js';
+import type { Config, ConfigInput, Host } from '../config/schema.js';
+import { UserError } from '../core/errors.js';
+import { changesOf } from '../core/plan.js';
+import type { HostSession } from '../core/session.js';
+import {
+  checkFirewall,
+  FIREWALL_FILES,
+  type FirewallCheck,
+  planFirewall,
+  UNIT_NAME,
+} from '../firewall/plan.js';
+import { type FirewallFacts, probeFirewall } from '../firewall/probe.js';
+import {
+  type FirewallRules,
+  firewallInputFor,
+  firewallRules,
+  memberAddresses,
+  type SwarmNodeAddress,
+  sshPortsOf,
+} from '../firewall/rules.js';
+import { formatTable } from '../ui/table.js';
+import { type ClusterHandle, cfgFlag, hostTarget, openCluster } from './cluster.js';
+import { connectSession, type SshFlags } from './connect.js';
+import type { Ctx } from './context.js';
+import { connectAll } from './join-flow.js';
+import { closeAll, type PipelineFlags, ReportedFailure, runPipeline } from './pipeline.js';
+
+export interface FirewallFlags extends SshFlags, PipelineFlags {
+  config: string;
+}
+
+const PROBE = { files: FIREWALL_FILES, unit: UNIT_NAME };
+
+interface Node {
+  readonly host: Host;
+  readonly session: HostSession;
+}
+
+/**
+ * `firewall apply`: every host of cluster.yaml gets the rules for the current
+ * member list (so a node added to or removed from the file is let in or shut
+ * out everywhere), saved for reboots and Docker restarts. Records
+ * firewall.enabled: true in cluster.yaml.
+ */
+export async function runFirewallApply(opts: FirewallFlags, ctx: Ctx): Promise<void> {
+  const h = await openCluster(ctx, opts);
+  const sessions = new Map<string, HostSession>([
+    [h.manager.session.exec.label, h.manager.session],
+  ]);
+  try {
+    const others = h.config.hosts.filter((x) => x !== h.manager.host);
+    const opened = await connectAll(
+      ctx,
+      others.map((x) => ({ name: x.name, target: hostTarget(x, opts, h.config) })),
+      sessions,
+    );
+    const nodes: Node[] = [
+      { host: h.manager.host, session: h.manager.session },
+      ...others.map((host, i) => ({ host, session: opened[i] as HostSession })),
+    ];
+    const members = memberAddresses(h.config, swarmAddresses(h));
+    const facts = await Promise.all(nodes.map((n) => probeFirewall(n.session.exec, PROBE)));
+    const wanted = nodes.map((n) => desiredRules(h.config, members, n));
+    const plan = planFirewall(
+      `firewall apply on ${h.config.name}`,
+      nodes.map((n, i) => ({
+        name: n.host.name,
+        host: n.session.exec.label,
+        rules: wanted[i] as FirewallRules,
+        facts: facts[i] as FirewallFacts,
+      })),
+    );
+    const checks = nodes.map((_, i) =>
+      checkFirewall(wanted[i] as FirewallRules, facts[i] as FirewallFacts),
+    );
+    const notes = nodes.flatMap((n, i) =>
+      (checks[i] as FirewallCheck).notes.map((note) => `${n.host.name}: ${note}`),
+    );
+    const next = h.config.firewall.enabled ? undefined : enableInFile(h);
+
+    const outcome = await runPipeline(ctx, opts, {
+      name: 'firewall apply',
+      plan,
+      sessions,
+      keepGoing: true,
+      preamble: membersPreamble(h.config, members),
+      async save(report) {
+        if (!next || !report || report.failed.size) return;
+        await writeFile(h.file, next);
+      },
+      summary(o) {
+        const failed = [...o.report.failed.keys()];
+        const done = nodes.filter((n) => !failed.includes(n.session.exec.label));
+        const lines = [
+          '',
+          `Firewall in step on ${done.map((n) => n.host.name).join(', ') || 'no node'}: SSH and 80/443 open, the swarm ports open to the ${h.config.hosts.length} node(s) only, ${h.config.firewall.allow.length} declared port(s), everything else closed.`,
+          ...(notes.length ? ['', 'Note:', ...notes.map((n) => `  ${n}`)] : []),
+          '',
+          'Next:',
+          `  cluster-cli firewall status${cfgFlag(opts)}`,
+          '',
+        ];
+        return {
+          text: lines.join('\n'),
+          json: {
+            changed: changesOf(o.plan).map((s) => s.title),
+            failed: [...o.report.failed.entries()].map(([host, f]) => ({
+              host,
+              step: f.step.title,
+              error: f.error instanceof Error ? f.error.message : String(f.error),
+            })),
+            notes,
+          },
+        };
+      },
+    });
+    if (outcome.report.failed.size) {
+      throw new ReportedFailure(
+        `firewall apply did not finish on ${[...outcome.report.failed.keys()].join(', ')} (the other nodes were updated).`,
+        `fix the cause, then run: cluster-cli firewall apply${cfgFlag(opts)}`,
+      );
+    }
+  } finally {
+    await closeAll(sessions.values());
+  }
+}
+
+export interface FirewallStatusRow {
+  readonly node: string;
+  readonly host: string;
+  readonly state: FirewallCheck['state'] | 'unreachable' | 'unknown';
+  readonly differences: readonly string[];
+  readonly notes: readonly string[];
+  readonly error?: string;
+}
+
+/**
+ * `firewall status`: per node, in step / drifted / absent (or unreachable,
+ * unknown when it could not be read). Read-only. Exit 1 when any node is not
+ * in step.
+ */
+export async function runFirewallStatus(opts: FirewallFlags, ctx: Ctx): Promise<void> {
+  const h = await openCluster(ctx, opts);
+  const sessions: HostSession[] = [h.manager.session];
+  try {
+    const members = memberAddresses(h.config, swarmAddresses(h));
+    const rows = await Promise.all(
+      h.config.hosts.map(async (host): Promise<FirewallStatusRow> => {
+        let session = host === h.manager.host ? h.manager.session : undefined;
+        const base = { node: host.name, host: host.address ?? 'local' };
+        if (!session) {
+          try {
+            session = await connectSession(ctx, hostTarget(host, opts, h.config));
+          } catch (err) {
+            if (!(err instanceof UserError)) throw err;
+            return {
+              ...base,
+              state: 'unreachable',
+              differences: [],
+              notes: [],
+              error: err.message,
+            };
+          }
+          sessions.push(session);
+        }
+        const row = { ...base, host: session.exec.label };
+        let facts: FirewallFacts;
+        try {
+          facts = await probeFirewall(session.exec, PROBE);
+        } catch (err) {
+          if (!(err instanceof UserError)) throw err;
+          return { ...row, state: 'unknown', differences: [], notes: [], error: err.message };
+        }
+        const check = checkFirewall(desiredRules(h.config, members, { host, session }), facts);
+        return {
+          ...row,
+          state: check.state,
+          differences: check.differences,
+          notes: check.notes,
+        };
+      }),
+    );
+    const bad = rows.filter((r) => r.state !== 'in step');
+    if (opts.json) {
+      ctx.stdout.write(
+        `${JSON.stringify({ enabled: h.config.firewall.enabled, inStep: bad.length === 0, nodes: rows }, null, 2)}\n`,
+      );
+    } else {
+      const lines = [
+        formatTable(
+          ['NODE', 'HOST', 'FIREWALL', 'DETAIL'],
+          rows.map((r) => [
+            r.node,
+            r.host,
+            r.state,
+            r.error ??
+              (r.state === 'absent'
+                ? 'no rules, files or unit of cluster-cli'
+                : r.differences.join('; ') || '-'),
+          ]),
+        ),
+      ];
+      const notes = rows.flatMap((r) => r.notes.map((n) => `  ${r.node}: ${n}`));
+      if (notes.length) lines.push('', 'Note:', ...notes);
+      ctx.stdout.write(`${lines.join('\n')}\n`);
+    }
+    if (bad.length) {
+      throw new ReportedFailure(
+        `${bad.length} of ${rows.length} node(s) not in step: ${bad.map((r) => `${r.node} (${r.state})`).join(', ')}.`,
+        `cluster-cli firewall apply${cfgFlag(opts)}`,
+      );
+    }
+  } finally {
+    await closeAll(sessions);
+  }
+}
+
+// --------------------------------------------------------------- helpers --
+
+/** The addresses the swarm knows its nodes at: Status.Addr, and a manager's ManagerStatus.Addr. */
+export function swarmAddresses(h: ClusterHandle): SwarmNodeAddress[] {
+  return h.manager.cluster.nodes.flatMap((n) => {
+    const manager = n.managerAddr?.replace(/^\[?(.*?)\]?:\d+$/, '$1');
+    return [n.addr, manager]
+      .filter((a): a is string => Boolean(a))
+      .map((addr) => ({ hostname: n.hostname, addr }));
+  });
+}
+
+export function desiredRules(
+  config: Config,
+  members: ReadonlyMap<string, readonly string[]>,
+  n: Node,
+): FirewallRules {
+  return firewallRules(
+    firewallInputFor(config, members, sshPortsOf(n.host, connectedPort(n.session.exec.label))),
+  );
+}
+
+/** The port in an SSH executor's label (`user@host:2222`, `user@[::1]:2222`); none for 22 or this machine. */
+export function connectedPort(label: string): number | undefined {
+  const m = /^[^@\s]+@(?:\[[^\]]+\]|[^:[\]\s]+):(\d+)$/.exec(label);
+  return m ? Number(m[1]) : undefined;
+}
+
+function membersPreamble(config: Config, members: ReadonlyMap<string, readonly string[]>) {
+  const json = Object.fromEntries(members);
+  const allow = config.firewall.allow.map(
+    (a) => `${a.port}/${a.proto}${a.from ? ` from ${a.from}` : ''}`,
+  );
+  return {
+    text: [
+      'Swarm ports (2377/tcp, 7946/tcp+udp, 4789/udp) open to:',
+      ...[...members].map(([name, addrs]) => `  ${name}: ${addrs.join(', ')}`),
+      `Open to everyone: SSH, 80/tcp, 443/tcp${allow.length ? `; declared: ${allow.join(', ')}` : ''}.`,
+    ].join('\n'),
+    json: { members: json, allow: config.firewall.allow },
+  };
+}
+
+/** cluster.yaml with firewall.enabled: true, comments kept. */
+function enableInFile(h: ClusterHandle): string {
+  const input: ConfigInput = structuredClone(h.input);
+  input.firewall = { ...(input.firewall ?? {}), enabled: true };
+  validateConfig(input, h.configArg);
+  return editConfigText(h.text, input);
+}
