@@ -326,6 +326,32 @@ Examples:
       await runStatus(opts, ctx);
     });
 
+  addOptions(program.command('doctor'), [
+    {
+      flags: '--prune',
+      description:
+        'remove the stale configs it finds (earlier revisions no service uses); shows the plan, asks (or --yes)',
+    },
+    ...noTimeout.map((o) => ({ ...o, description: `with --prune: ${o.description}` })),
+    ...sshOptions,
+    ...commonOptions,
+  ])
+    .description(
+      'Check everything on every node, each with a verdict and the command that fixes it: quorum, clock skew, memory and disk headroom against the reservations, node-to-node ports, Docker versions in step, the secrets and configs the stack needs, stale configs, the firewall. Read-only (except --prune). Exit 0 all ok, 1 a warning, 2 a failure.',
+    )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ cluster-cli doctor
+  $ cluster-cli doctor --json | jq '.checks[] | select(.verdict != "ok")'
+  $ cluster-cli doctor --prune --dry-run     # the docker config rm commands, nothing removed
+  $ cluster-cli doctor --prune --yes`,
+    )
+    .action(async (opts) => {
+      const { runDoctor } = await import('./doctor.js');
+      await runDoctor(opts, ctx);
+    });
 
   addOptions(
     node

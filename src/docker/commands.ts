@@ -75,6 +75,9 @@ export function configCreate(name: string, content: string): Cmd {
   });
 }
 
+/** Remove a config no service uses (Docker refuses one that a service's spec references). */
+export const configRm = (name: string): Cmd => cmd(['docker', 'config', 'rm', name]);
+
 /**
  * `docker stack deploy` from stdin, so nothing is left on the host's disk. `prune` removes the stack's services the
  * file does not name: only for a full file (a partial one updates just the
