@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,14 +5,13 @@ import { describe, expect, it } from 'vitest';
 import type { ConnectFn } from '../../src/cli/context.js';
 import { main } from '../../src/cli/main.js';
 import { parseConfigYaml, validateConfig } from '../../src/config/load.js';
-import { type Cmd, stdinOf } from '../../src/core/cmd.js';
+import type { Cmd } from '../../src/core/cmd.js';
 import { CommandError, UserError } from '../../src/core/errors.js';
 import type { Executor } from '../../src/core/executor.js';
-import { UNIT_NAME } from '../../src/firewall/plan.js';
-import { parseIptablesSave } from '../../src/firewall/probe.js';
 import { buildStackModel } from '../../src/stack/model.js';
 import { renderStack } from '../../src/stack/render.js';
 import { testCtx } from '../helpers/ctx.js';
+import { fakeFirewallCommand } from '../helpers/fake-firewall.js';
 
 /**
  * `cluster-cli doctor` in-process against fake hosts. The swarm (nodes,
@@ -138,16 +136,6 @@ function harness(o: { stale?: boolean } = {}) {
   };
 }
 
-function save(chains: Map<string, string[]>): string {
-  return [
-    '*filter',
-    ...[...chains.keys()].map((c) => `:${c} ${/^[A-Z]+$/.test(c) ? 'ACCEPT' : '-'} [0:0]`),
-    ...[...chains].flatMap(([c, rules]) => rules.map((r) => `-A ${c} ${r}`)),
-    'COMMIT',
-    '',
-  ].join('\n');
-}
-
 function fakeExecutor(
   label: string,
   me: FakeHost,
@@ -156,7 +144,6 @@ function fakeExecutor(
   record: (c: Cmd) => void,
 ): Executor {
   const ok = (stdout = '') => ({ stdout, stderr: '', exitCode: 0 });
-  const no = (exitCode: number, stdout = '') => ({ stdout, stderr: '', exitCode });
   const lines = (xs: unknown[]) => `${xs.map((x) => JSON.stringify(x)).join('\n')}\n`;
   const id = (h: FakeHost) => `n0de${h.name}`.padEnd(25, '0');
   const services = () =>
@@ -274,49 +261,8 @@ function fakeExecutor(
         );
       // ---- its firewall (as in test/cli/firewall.test.ts)
       if (w === 'test -e /proc/net/if_inet6' || w === 'test -d /run/systemd/system') return ok();
-      if (w === 'iptables-save -t filter') return ok(save(me.v4));
-      if (w === 'ip6tables-save -t filter') return ok(save(me.v6));
-      if (a[0] === 'iptables-restore' || a[0] === 'ip6tables-restore') {
-        const loaded = parseIptablesSave(String(stdinOf(c)));
-        const chains = a[0] === 'iptables-restore' ? me.v4 : me.v6;
-        for (const [chain, rules] of loaded) chains.set(chain, rules);
-        return ok();
-      }
-      if (a[0] === 'sh' && a[2]?.includes('-C "$2" -j "$3"')) {
-        const [bin, from, to] = a.slice(4) as [string, string, string];
-        const rules = (bin === 'iptables' ? me.v4 : me.v6).get(from) as string[];
-        if (!rules.includes(`-j ${to}`)) rules.unshift(`-j ${to}`);
-        return ok();
-      }
-      if (a[0] === 'sh' && a[2]?.startsWith('mkdir -p')) {
-        me.files.set(a[4] as string, String(stdinOf(c)));
-        return ok();
-      }
-      if (a[0] === 'sh' && a[2]?.startsWith('for f in'))
-        return ok(
-          a
-            .slice(4)
-            .map((p) => {
-              const f = me.files.get(p);
-              return f === undefined
-                ? `- ${p}`
-                : `${createHash('sha256').update(f).digest('hex')}  ${p}`;
-            })
-            .join('\n'),
-        );
-      if (w === `systemctl is-enabled ${UNIT_NAME}`)
-        return me.unit.enabled ? ok('enabled\n') : no(1, 'disabled\n');
-      if (w === `systemctl is-active ${UNIT_NAME}`)
-        return me.unit.active ? ok('active\n') : no(3, 'inactive\n');
-      if (w === 'systemctl daemon-reload') return ok();
-      if (w === `systemctl enable ${UNIT_NAME}`) {
-        me.unit.enabled = true;
-        return ok();
-      }
-      if (w === `systemctl restart ${UNIT_NAME}`) {
-        me.unit.active = true;
-        return ok();
-      }
+      const fw = fakeFirewallCommand(me, c);
+      if (fw) return fw;
       throw new Error(`fake host ${label}: unexpected command: ${w}`);
     },
     stream: () => Promise.reject(new Error('no streams')),
