@@ -310,6 +310,29 @@ Examples:
       await runNodeLs(opts, ctx);
     });
 
+  const dockerContext = program
+    .command('context')
+    .description('A Docker context for the cluster, so the docker CLI here reaches it over SSH.');
+  addOptions(dockerContext.command('create'), [
+    { flags: '--name <name>', description: 'context name (default: the cluster name)' },
+    ...changeOptions.filter((o) => !o.flags.startsWith('--timeout')),
+    ...commonOptions,
+  ])
+    .description(
+      'Create (or point again) a Docker context at the first manager over SSH; docker dials with your ssh and ~/.ssh/config.',
+    )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ cluster-cli context create --yes && docker --context platform service ls
+  $ cluster-cli context create --name prod --dry-run`,
+    )
+    .action(async (opts) => {
+      const { runContextCreate } = await import('./context-cmd.js');
+      await runContextCreate(opts, ctx);
+    });
+
   addOptions(program.command('status'), [...sshOptions, ...commonOptions])
     .description(
       'Is the cluster healthy? Nodes, services (running/desired, the last task error), drift from cluster.yaml, the certificate, the backups. Exit 0 healthy, 1 degraded, 2 down.',

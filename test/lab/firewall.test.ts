@@ -1,11 +1,21 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dockerOf, type Lab, type LabHost, labCli, labHost, ROOT, readLab, wipe } from './lab.js';
+import {
+  dockerOf,
+  type Lab,
+  type LabHost,
+  labCli,
+  labHost,
+  ROOT,
+  readLab,
+  runCli,
+  wipe,
+} from './lab.js';
 
 /**
  * `firewall apply` on a real two-node cluster (lab1 manager, lab2 worker),
@@ -160,6 +170,45 @@ describe('firewall on a two-node cluster', () => {
     // a second apply changes nothing
     const again = JSON.parse((await ok(['firewall', 'apply', '--yes', '--json'])).stdout);
     expect(again.changed).toEqual([]);
+  });
+
+  it('context create: the docker CLI here reaches the cluster over SSH', async () => {
+    // docker dials with the system's ssh: give it the lab's key and known_hosts
+    // through an ssh on PATH that adds -F (the user's own ~/.ssh/config, in real use).
+    const dir = mkdtempSync(join(tmpdir(), 'cluster-cli-context-'));
+    writeFileSync(
+      join(dir, 'ssh_config'),
+      `Host *\n  IdentityFile ${lab.sshKey}\n  UserKnownHostsFile ${lab.knownHosts}\n  StrictHostKeyChecking yes\n  BatchMode yes\n`,
+    );
+    mkdirSync(join(dir, 'bin'));
+    writeFileSync(
+      join(dir, 'bin', 'ssh'),
+      `#!/bin/sh\nexec /usr/bin/ssh -F ${join(dir, 'ssh_config')} "$@"\n`,
+      { mode: 0o755 },
+    );
+    const env = {
+      HOME: dir,
+      DOCKER_CONFIG: join(dir, 'docker'),
+      PATH: `${join(dir, 'bin')}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+    };
+    const r = await runCli(['context', 'create', '--yes', '--json', '-c', cfg], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      name: 'platform',
+      host: `ssh://root@${h[0]?.address}`,
+      changed: true,
+    });
+    const ls = execFileSync(
+      'docker',
+      ['--context', 'platform', 'service', 'ls', '--format', '{{.Name}}'],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, ...env },
+      },
+    );
+    expect(ls.split('\n')).toEqual(expect.arrayContaining(['platform_app', 'platform_proxy']));
+    const again = await runCli(['context', 'create', '--yes', '--json', '-c', cfg], { env });
+    expect(JSON.parse(again.stdout).changed).toBe(false);
   });
 
   it('the overlay still carries traffic between the members; the nodes stay ready', async () => {
