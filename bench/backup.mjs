@@ -10,7 +10,14 @@
 // Needs root (the lab). Writes bench/results/backup.json.
 //   node bench/backup.mjs [--rows N] [--encrypt]
 import { execFileSync, spawnSync } from 'node:child_process';
-import { appendFileSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
@@ -52,7 +59,13 @@ function cli(args, stdin = '') {
       '-c',
       cfg,
     ],
-    { cwd: root, encoding: 'utf8', input: stdin, env: { ...process.env, CI: 'true' }, maxBuffer: 64 << 20 },
+    {
+      cwd: root,
+      encoding: 'utf8',
+      input: stdin,
+      env: { ...process.env, CI: 'true' },
+      maxBuffer: 64 << 20,
+    },
   );
   if (r.status !== 0) throw new Error(`${args.join(' ')} failed:\n${r.stderr}\n${r.stdout}`);
   return { ms: Math.round(performance.now() - t), stdout: r.stdout };
@@ -77,7 +90,16 @@ const psql = (q) =>
   ]);
 
 log('init on lab1');
-cli(['init', '--host', `root@${host.address}`, '--domain', 'app.lab.test', '--email', 'ops@lab.test', '--yes']);
+cli([
+  'init',
+  '--host',
+  `root@${host.address}`,
+  '--domain',
+  'app.lab.test',
+  '--email',
+  'ops@lab.test',
+  '--yes',
+]);
 
 const s3 = new S3Client({
   endpoint: lab.s3.endpoint,
@@ -116,7 +138,8 @@ const dbBytes = Number(psql('select pg_database_size(current_database())'));
 log(`database: ${(dbBytes / 1048576).toFixed(0)} MB, loaded in ${loadMs} ms`);
 
 // The baseline: the same pg_dump, in the same container, its output thrown away.
-const dumpCmd = 'pg_dump -Fc --exclude-schema=cluster_cli -h 127.0.0.1 -U "$POSTGRES_USER" "$POSTGRES_DB"';
+const dumpCmd =
+  'pg_dump -Fc --exclude-schema=cluster_cli -h 127.0.0.1 -U "$POSTGRES_USER" "$POSTGRES_DB"';
 const b0 = performance.now();
 const dumpBytes = Number(
   docker(['exec', container('platform_postgres'), 'sh', '-c', `${PG} ${dumpCmd} | wc -c`]),
@@ -125,7 +148,9 @@ const baselineMs = Math.round(performance.now() - b0);
 const b1 = performance.now();
 docker(['exec', container('platform_postgres'), 'sh', '-c', `${PG} ${dumpCmd} > /dev/null`]);
 const baselineDevNullMs = Math.round(performance.now() - b1);
-log(`pg_dump > /dev/null: ${baselineDevNullMs} ms (${dumpBytes} bytes; via wc -c ${baselineMs} ms)`);
+log(
+  `pg_dump > /dev/null: ${baselineDevNullMs} ms (${dumpBytes} bytes; via wc -c ${baselineMs} ms)`,
+);
 
 const run = cli(['backup', 'run', '--yes', '--json']);
 const row = JSON.parse(run.stdout).run;
@@ -160,7 +185,10 @@ const result = {
   encrypted: ENCRYPT,
   database: { rows: ROWS, bytes: dbBytes, loadMs },
   dumpBytes,
-  baseline: { pgDumpToDevNullMs: baselineDevNullMs, mbPerS: Number((dbBytes / 1048576 / (baselineDevNullMs / 1000)).toFixed(1)) },
+  baseline: {
+    pgDumpToDevNullMs: baselineDevNullMs,
+    mbPerS: Number((dbBytes / 1048576 / (baselineDevNullMs / 1000)).toFixed(1)),
+  },
   backup: {
     wallMs: run.ms,
     postgresPhaseMs: backupPgMs,

@@ -14,6 +14,7 @@ import {
   labHost,
   ROOT,
   readLab,
+  runCli,
   samplePs,
   stopNode,
   wipe,
@@ -393,7 +394,8 @@ describe('ssl, users and config on three managers with a real ACME CA', () => {
     const now = readFileSync(cfg, 'utf8');
     expect(now).toContain("# the admins' view");
     expect(now).not.toBe(text);
-    const get = await cli(['config', 'get', 'app.replicas', '--json']);
+    // config get reads cluster.yaml only: no SSH options
+    const get = await runCli(['config', 'get', 'app.replicas', '--json', '-c', cfg]);
     expect(JSON.parse(get.stdout).value).toBe(2);
   });
 });
