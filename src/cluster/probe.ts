@@ -189,11 +189,20 @@ async function routeProbe(exec: Executor): Promise<string> {
 const DAEMON_DOWN =
   /Cannot connect to the Docker daemon|Is the docker daemon running|connect: no such file or directory|connect: connection refused/i;
 
+/**
+ * Where the docker CLI is. `command -v` of a missing command exits 1 in bash
+ * but 127 in dash (Debian's and Ubuntu's /bin/sh), where 127 also means "sh
+ * itself not found": the script says "not installed" with an exit code of its own.
+ */
+export const DOCKER_MISSING_EXIT = 3;
+export function dockerLookup(): Cmd {
+  return shellScript(`command -v docker || exit ${DOCKER_MISSING_EXIT}`, [], { readOnly: true });
+}
+
 export async function probeDocker(exec: Executor): Promise<DockerFacts> {
-  const which = await exec.run(shellScript('command -v docker', [], { readOnly: true }), {
-    allowFailure: true,
-  });
-  if (which.exitCode === 1 && which.stdout.trim() === '') return { installed: false };
+  const which = await exec.run(dockerLookup(), { allowFailure: true });
+  if (which.exitCode === DOCKER_MISSING_EXIT && which.stdout.trim() === '')
+    return { installed: false };
   if (which.exitCode !== 0)
     throw new ProbeError(exec.label, 'whether Docker is installed', which.stderr.trim());
   const r = await exec.run(dockerVersion(), { allowFailure: true });

@@ -1,5 +1,16 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ProbeError, probeCluster, probeDocker, probeHost } from '../../src/cluster/probe.js';
+import {
+  DOCKER_MISSING_EXIT,
+  dockerLookup,
+  ProbeError,
+  probeCluster,
+  probeDocker,
+  probeHost,
+} from '../../src/cluster/probe.js';
 import type { Cmd } from '../../src/core/cmd.js';
 import { CommandError } from '../../src/core/errors.js';
 import type { Executor, RunOptions, RunResult } from '../../src/core/executor.js';
@@ -44,7 +55,7 @@ const healthy = (argv: string): Partial<RunResult> | undefined => {
     return { stdout: '2: eth0    inet 203.0.113.10/24 brd x scope global eth0\n' };
   if (argv.startsWith('ip -4 route get'))
     return { exitCode: 2, stderr: 'RTNETLINK answers: Network is unreachable\n' };
-  if (argv === 'sh -c command -v docker sh') return { exitCode: 1 };
+  if (argv === 'sh -c command -v docker || exit 3 sh') return { exitCode: 3 };
   return undefined;
 };
 
@@ -81,7 +92,7 @@ describe('probes fail loudly', () => {
   it('Docker: a stopped daemon is a fact; a refused socket is not', async () => {
     const installed = (stderr: string) =>
       scripted((a) =>
-        a === 'sh -c command -v docker sh'
+        a === 'sh -c command -v docker || exit 3 sh'
           ? { stdout: '/usr/bin/docker\n' }
           : a.startsWith('docker version')
             ? { exitCode: 1, stdout: '{"Client":{"Version":"20.10.24"},"Server":null}\n', stderr }
@@ -130,4 +141,23 @@ describe('probes fail loudly', () => {
       ),
     ).rejects.toThrow('Could not check the overlay networks on root@host: permission denied');
   });
+});
+
+describe('the Docker lookup script, run by real shells', () => {
+  // Debian and Ubuntu run sh as dash, where `command -v` of a missing command
+  // exits 127, not 1 as in bash: found on a fresh Debian VPS.
+  const [, ...args] = dockerLookup().argv;
+  const empty = mkdtempSync(join(tmpdir(), 'no-docker-'));
+  const withDocker = mkdtempSync(join(tmpdir(), 'fake-docker-'));
+  symlinkSync('/bin/true', join(withDocker, 'docker'));
+  for (const shell of ['/bin/dash', '/bin/bash']) {
+    it(`${shell}: no docker on PATH exits ${DOCKER_MISSING_EXIT} with nothing on stdout; found prints its path`, () => {
+      const missing = spawnSync(shell, args, { env: { PATH: empty }, encoding: 'utf8' });
+      expect(missing.status).toBe(DOCKER_MISSING_EXIT);
+      expect(missing.stdout).toBe('');
+      const found = spawnSync(shell, args, { env: { PATH: withDocker }, encoding: 'utf8' });
+      expect(found.status).toBe(0);
+      expect(found.stdout.trim()).toBe(join(withDocker, 'docker'));
+    });
+  }
 });
