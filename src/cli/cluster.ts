@@ -13,6 +13,7 @@ import { oldestVersion } from '../cluster/versions.js';
 import { DEFAULT_CONFIG_FILE, readConfigInput, validateConfig } from '../config/load.js';
 import type { Config, ConfigInput, Host } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
+import type { Executor } from '../core/executor.js';
 import type { Step } from '../core/plan.js';
 import { quoteArg } from '../core/quote.js';
 import type { Secret } from '../core/secret.js';
@@ -77,6 +78,24 @@ export function hostTarget(h: Host, flags: SshFlags, config: Config) {
   );
 }
 
+/** How long a manager may take to name its swarm after losing its leader. */
+const LEADER_WAIT_MS = 20_000;
+
+/**
+ * The swarm facts of a manager. Right after a manager stops, the others hold
+ * an election and `docker info` omits the cluster for a few seconds: ask again
+ * (bounded) instead of reading that as no cluster.
+ */
+async function probeManagerSwarm(exec: Executor) {
+  const deadline = Date.now() + LEADER_WAIT_MS;
+  for (;;) {
+    const swarm = await probeSwarm(exec);
+    if (swarm.state !== 'active' || !swarm.isManager || swarm.clusterId) return swarm;
+    if (Date.now() >= deadline) return swarm;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
 /**
  * Connect to the first manager of cluster.yaml that answers and check it is a
  * manager of the swarm the file describes. Read-only.
@@ -98,7 +117,16 @@ export async function openCluster(
       continue;
     }
     try {
-      const swarm = await probeSwarm(session.exec);
+      const swarm = await probeManagerSwarm(session.exec);
+      if (swarm.state === 'active' && swarm.isManager && !swarm.clusterId) {
+        // A manager that cannot name its swarm has no leader to ask (an
+        // election in progress, or quorum lost): not "another cluster".
+        errors.push(
+          `${host.name}: a manager, but its swarm has no leader it can reach${swarm.error ? ` (${swarm.error})` : ''}`,
+        );
+        await session.close();
+        continue;
+      }
       if (swarm.state !== 'active' || !swarm.isManager) {
         errors.push(`${host.name}: not an active swarm manager (${swarm.state})`);
         await session.close();

@@ -1,5 +1,5 @@
 import { daemonTime } from '../cluster/converge.js';
-import { type NetcheckReport, runNetcheck } from '../cluster/netcheck.js';
+import { type NetcheckReport, netcheckProblems, runNetcheck } from '../cluster/netcheck.js';
 import { isMemberOf, type JoinDecision, type JoinTarget } from '../cluster/plan-join.js';
 import { blockedPortsError, joinPortNeeds, probePorts } from '../cluster/ports.js';
 import { type PreflightReport, preflight, preflightError } from '../cluster/preflight.js';
@@ -211,11 +211,16 @@ export function afterJoin(
                 joined.map((d) => d.hostname),
               );
               status(`${nodes.size} nodes`);
-              state.netcheck = await runNetcheck(manager, {
-                stack: next.name,
-                image: next.deploy.checkImage,
-                nodes,
-              });
+              const check = () =>
+                runNetcheck(manager, { stack: next.name, image: next.deploy.checkImage, nodes });
+              state.netcheck = await check();
+              // Nodes that joined a moment ago can still be learning each
+              // other's overlay peers (gossip) on a busy host: a pair counts
+              // as blocked only when a second, fresh check fails it too.
+              if (netcheckProblems(state.netcheck).length) {
+                status(`${nodes.size} nodes, a pair did not answer: checking again`);
+                state.netcheck = await check();
+              }
             },
           },
         ]);
