@@ -278,8 +278,13 @@ async function initOn(session: HostSession, r: InitRun): Promise<Outcome> {
       return { json, text: formatSummary(config, json, exec.label, opts.config) };
     },
     // The daemon's own clock marks the deploy: an update rolled back after it is ours.
+    // A swarm this run creates has no earlier tasks (and, on a fresh host, no
+    // daemon to ask yet): everything in it is ours.
     async beforeApply() {
-      if (deploys) since = await daemonTime(session.docker()).catch(() => undefined);
+      if (!deploys) return;
+      since = changesOf(plan).some((s) => s.id === 'swarm')
+        ? new Date(0)
+        : await daemonTime(session.docker()).catch(() => undefined);
     },
   });
 }

@@ -1,4 +1,5 @@
 import { defaultAdvertiseAddr } from '../cluster/advertise.js';
+import { missingImageRef } from '../cluster/converge.js';
 import { parseLabelArgs } from '../cluster/labels.js';
 import { type NetcheckReport, netcheckProblems } from '../cluster/netcheck.js';
 import {
@@ -256,15 +257,29 @@ async function joinOn(
   throwOnOverlayProblems(after.state.netcheck);
 }
 
-/** After joins: a pair of nodes without overlay traffic fails the command, naming the pair. */
+/**
+ * After joins: a pair of nodes without overlay traffic fails the command,
+ * naming the pair. A node where the check's image is missing could not take
+ * part at all: that calls for copying the image, not for opening ports.
+ */
 export function throwOnOverlayProblems(netcheck: NetcheckReport | undefined): void {
   const problems = netcheck ? netcheckProblems(netcheck) : [];
-  if (problems.length) {
+  if (!problems.length) return;
+  const lines = problems.map((p) => `  ${p}`).join('\n');
+  const noImage = (netcheck?.silent ?? []).filter((s) => /No such image/i.test(s.why));
+  const again = 'cluster-cli node join <the same targets> re-runs the check and changes nothing';
+  if (noImage.length) {
+    const images = [...new Set(noImage.flatMap((s) => missingImageRef(s.why) ?? []))];
+    const blocked = netcheck?.pairs.some((p) => !p.ok);
     throw new UserError(
-      `The nodes joined, but the overlay network does not pass traffic between every pair:\n${problems.map((p) => `  ${p}`).join('\n')}`,
-      'open 4789/udp and 7946/udp between those nodes, then check again: cluster-cli node join <the same targets> re-runs the check and changes nothing',
+      `The nodes joined, but the overlay check could not run on ${noImage.map((s) => s.node).join(', ')}: its image is not there and no registry gave it${images.length ? ` (${images.join(', ')})` : ''}:\n${lines}`,
+      `copy the image to the nodes: cluster-cli images push ${images.map((i) => `${quoteArg(i)} `).join('')}--yes (add -c <file> if your cluster.yaml is elsewhere)${blocked ? ', open 4789/udp and 7946/udp between the pairs above' : ''}, then check again: ${again}`,
     );
   }
+  throw new UserError(
+    `The nodes joined, but the overlay network does not pass traffic between every pair:\n${lines}`,
+    `open 4789/udp and 7946/udp between those nodes, then check again: ${again}`,
+  );
 }
 
 function retryCommand(targets: readonly JoinTarget[], opts: NodeJoinOpts): string {

@@ -1,5 +1,6 @@
 import { apiRequest, type DockerApi } from '../core/api.js';
 import { UserError } from '../core/errors.js';
+import { quoteArg } from '../core/quote.js';
 
 /**
  * Convergence means the new revision runs: every service's update finished
@@ -24,7 +25,7 @@ export interface TaskProblem {
   readonly error: string;
 }
 
-interface ApiService {
+export interface ApiService {
   ID: string;
   Spec: {
     Name: string;
@@ -34,7 +35,7 @@ interface ApiService {
   UpdateStatus?: { State?: string; StartedAt?: string; CompletedAt?: string; Message?: string };
 }
 
-interface ApiTask {
+export interface ApiTask {
   ID: string;
   ServiceID: string;
   NodeID?: string;
@@ -93,9 +94,21 @@ export function sameSpec(a: unknown, b: unknown): boolean {
   return JSON.stringify(normalizeSpec(a)) === JSON.stringify(normalizeSpec(b));
 }
 
-/** Pure: one service's state from its spec and tasks. */
-export function serviceState(svc: ApiService, tasks: readonly ApiTask[]): ServiceState {
-  const wanted = tasks.filter((t) => t.DesiredState === 'running');
+/**
+ * Pure: one service's state from its spec and tasks. A global service wants
+ * a task on every node, but a node that is down cannot run one until it is
+ * back (Swarm then starts the current spec there): those tasks are not waited for.
+ */
+export function serviceState(
+  svc: ApiService,
+  tasks: readonly ApiTask[],
+  downNodes: ReadonlySet<string> = new Set(),
+): ServiceState {
+  const wanted = tasks.filter(
+    (t) =>
+      t.DesiredState === 'running' &&
+      !(svc.Spec.Mode?.Global && t.NodeID !== undefined && downNodes.has(t.NodeID)),
+  );
   const desired = svc.Spec.Mode?.Global
     ? wanted.length
     : (svc.Spec.Mode?.Replicated?.Replicas ?? 1);
@@ -112,11 +125,17 @@ export function serviceState(svc: ApiService, tasks: readonly ApiTask[]): Servic
   };
 }
 
+/**
+ * How far a manager's clock may lag the one `since` was read from: the leader
+ * stamps update and task times, `since` comes from the manager we talk to.
+ */
+const CLOCK_SLACK_MS = 1000;
+
 /** An update that started at or after `since` and ended (or is ending) in a rollback or pause. */
 export function failedUpdate(svc: ApiService, since: Date | undefined): string | undefined {
   const u = svc.UpdateStatus;
   if (!u?.State || !FAILED_UPDATE.has(u.State)) return undefined;
-  if (since && u.StartedAt && new Date(u.StartedAt).getTime() < since.getTime() - 1000)
+  if (since && u.StartedAt && new Date(u.StartedAt).getTime() < since.getTime() - CLOCK_SLACK_MS)
     return undefined;
   return `${u.State.replace('_', ' ')}${u.Message ? `: ${u.Message}` : ''}`;
 }
@@ -159,22 +178,103 @@ export async function readServiceStates(
   api: DockerApi,
   stack: string,
   since?: Date,
-): Promise<{ states: ServiceState[]; failed: { service: string; why: string }[] }> {
+): Promise<{
+  states: ServiceState[];
+  failed: { service: string; why: string }[];
+  /** The raw services and their tasks the states were read from. */
+  services: ApiService[];
+  tasks: ApiTask[];
+}> {
   const services = await listStackServices(api, stack);
-  const tasks = services.length
-    ? await listTasks(api, { service: services.map((s) => s.Spec.Name) })
-    : [];
+  const [tasks, down] = services.length
+    ? await Promise.all([
+        listTasks(api, { service: services.map((s) => s.Spec.Name) }),
+        services.some((s) => s.Spec.Mode?.Global) ? downNodeIds(api) : new Set<string>(),
+      ])
+    : [[], new Set<string>()];
   const states = services.map((s) =>
     serviceState(
       s,
       tasks.filter((t) => t.ServiceID === s.ID),
+      down,
     ),
   );
   const failed = services.flatMap((s) => {
     const why = failedUpdate(s, since);
     return why ? [{ service: s.Spec.Name, why }] : [];
   });
-  return { states, failed };
+  return { states, failed, services, tasks };
+}
+
+/** The image reference in Docker's `No such image: <ref>[@sha256:…]`, without the digest. */
+export function missingImageRef(text: string): string | undefined {
+  const m = /No such image:\s*([^\s@,;"'`]+)/i.exec(text);
+  const ref = m?.[1]?.replace(/[.:]+$/, '');
+  return ref || undefined;
+}
+
+export interface MissingImage {
+  readonly service: string;
+  /** From Swarm's error (or else the spec), without a digest; undefined when neither names it. */
+  readonly image: string | undefined;
+  /** Node IDs whose tasks were rejected for it. */
+  readonly nodes: readonly string[];
+}
+
+/**
+ * Rejections it takes before the image counts as missing: a single one could
+ * still be placed again elsewhere.
+ */
+const MISSING_IMAGE_REJECTIONS = 2;
+
+/**
+ * Pure: lagging services whose image is not on the nodes Swarm picked. A
+ * service counts when, since the deploy (`since`, without it never), at least
+ * two of its tasks were rejected with `No such image` and none of its tasks
+ * runs its current spec. A registry that has the image would have given it
+ * (Swarm pulls before it rejects), so waiting longer changes nothing.
+ */
+export function missingImages(
+  lagging: readonly ApiService[],
+  tasks: readonly ApiTask[],
+  since: Date | undefined,
+): MissingImage[] {
+  if (!since) return [];
+  const from = since.getTime() - CLOCK_SLACK_MS;
+  return lagging.flatMap((svc) => {
+    const own = tasks.filter((t) => t.ServiceID === svc.ID);
+    if (own.some((t) => t.Status.State === 'running' && sameSpec(t.Spec, svc.Spec.TaskTemplate)))
+      return [];
+    const rejected = own
+      .filter(
+        (t) =>
+          t.CreatedAt !== undefined &&
+          new Date(t.CreatedAt).getTime() >= from &&
+          t.Status.State === 'rejected' &&
+          /No such image/i.test(t.Status.Err ?? ''),
+      )
+      .sort((a, b) => (b.CreatedAt ?? '').localeCompare(a.CreatedAt ?? ''));
+    if (rejected.length < MISSING_IMAGE_REJECTIONS) return [];
+    const image =
+      rejected.map((t) => missingImageRef(t.Status.Err ?? '')).find((r) => r !== undefined) ??
+      specImage(svc.Spec.TaskTemplate);
+    const nodes = [...new Set(rejected.flatMap((t) => (t.NodeID ? [t.NodeID] : [])))];
+    return [{ service: svc.Spec.Name, image, nodes }];
+  });
+}
+
+function specImage(template: unknown): string | undefined {
+  const image = (template as { ContainerSpec?: { Image?: unknown } } | undefined)?.ContainerSpec
+    ?.Image;
+  return typeof image === 'string' ? image.split('@')[0] : undefined;
+}
+
+/** Nodes that cannot run a task now (down, unknown, disconnected). */
+async function downNodeIds(api: DockerApi): Promise<Set<string>> {
+  const nodes = await api.request<{ ID: string; Status?: { State?: string } }[]>(
+    apiRequest('GET', '/nodes', { readOnly: true }),
+  );
+  return new Set(nodes.filter((n) => n.Status?.State !== 'ready').map((n) => n.ID));
 }
 
 async function nodeNames(api: DockerApi): Promise<Map<string, string>> {
@@ -208,7 +308,7 @@ export async function waitForConvergence(api: DockerApi, o: WaitOptions): Promis
   const deadline = Date.now() + o.timeoutMs;
   const interval = o.intervalMs ?? 500;
   for (;;) {
-    const { states, failed } = await readServiceStates(api, o.stack, o.since);
+    const { states, failed, services, tasks } = await readServiceStates(api, o.stack, o.since);
     o.onUpdate?.(states);
     if (failed.length) {
       const names = await nodeNames(api);
@@ -218,8 +318,14 @@ export async function waitForConvergence(api: DockerApi, o: WaitOptions): Promis
       throw new RolledBackError(failed, problems);
     }
     if (isConverged(states, o.services)) return states;
+    const lagging = o.services.filter((name) => !isConverged(states, [name]));
+    const missing = missingImages(
+      services.filter((s) => lagging.includes(s.Spec.Name)),
+      tasks,
+      o.since,
+    );
+    if (missing.length) throw new MissingImageError(missing, await nodeNames(api));
     if (Date.now() > deadline) {
-      const lagging = o.services.filter((name) => !isConverged(states, [name]));
       const names = await nodeNames(api);
       const problems = (
         await Promise.all(lagging.map((s) => readTaskProblems(api, s, names)))
@@ -262,6 +368,37 @@ export class RolledBackError extends UserError {
         ...problemLines(problems),
       ].join('\n'),
       `inspect with: docker service ps --no-trunc ${failed[0]?.service ?? ''}; fix cluster.yaml, then run the same command again`,
+      1,
+    );
+  }
+}
+
+/**
+ * Without image names, `images push` copies every image of the platform
+ * services (the ones not yet seen rejected most likely lack theirs too); the
+ * agent's image is not among those, so it is named.
+ */
+function pushCommand(missing: readonly MissingImage[], images: readonly string[]): string {
+  const platform = missing.every((m) => /_(proxy|app|postgres|redis)$/.test(m.service));
+  const named = platform ? '' : images.map((i) => `${quoteArg(i)} `).join('');
+  return `cluster-cli images push ${named}--yes (add -c <file> if your cluster.yaml is elsewhere)`;
+}
+
+/** A deploy's tasks are rejected because their image is on neither the node nor a registry. */
+export class MissingImageError extends UserError {
+  constructor(
+    readonly missing: readonly MissingImage[],
+    nodeNames: ReadonlyMap<string, string> = new Map(),
+  ) {
+    const images = [...new Set(missing.flatMap((m) => (m.image ? [m.image] : [])))];
+    super(
+      missing
+        .map(
+          (m) =>
+            `The image of ${m.service} is not on ${m.nodes.map((n) => nodeNames.get(n) ?? n.slice(0, 12)).join(', ') || 'its nodes'} and no registry gave it${m.image ? `: ${m.image}` : ''}`,
+        )
+        .join('\n'),
+      `copy the images to the nodes (no registry serves them): ${pushCommand(missing, images)}, then run the same command again`,
       1,
     );
   }

@@ -1,11 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import {
+  type ApiService,
+  type ApiTask,
   failedUpdate,
   isConverged,
+  MissingImageError,
+  missingImageRef,
+  missingImages,
   normalizeSpec,
   sameSpec,
   serviceState,
+  waitForConvergence,
 } from '../../src/cluster/converge.js';
+import type { ApiRequest, DockerApi } from '../../src/core/api.js';
 
 /** Engine JSON as the lab's 20.10 daemon returns it (trimmed). */
 const template = {
@@ -89,5 +96,161 @@ describe('convergence means the new revision runs', () => {
       running: 1,
       desired: 2,
     });
+  });
+
+  it('a global service does not wait for a node that is down (its task there stays pending)', () => {
+    const g = svc({
+      Spec: { Name: 'p_proxy', TaskTemplate: template, Mode: { Global: {} } },
+    });
+    const on = (node: string, state: string) => ({ ...task(state), ID: node, NodeID: node });
+    const tasks = [on('n1', 'running'), on('n2', 'running'), on('n3', 'pending')];
+    expect(serviceState(g as never, tasks, new Set(['n3']))).toMatchObject({
+      running: 2,
+      desired: 2,
+    });
+    // the same task on a node that is up is waited for
+    expect(serviceState(g as never, tasks, new Set())).toMatchObject({ running: 2, desired: 3 });
+    // a replicated service's count is its replicas, whatever the nodes
+    expect(serviceState(svc() as never, [on('n3', 'pending')], new Set(['n3']))).toMatchObject({
+      running: 0,
+      desired: 1,
+    });
+  });
+});
+
+describe('a deploy whose image is on no node and no registry fails fast', () => {
+  const since = new Date('2026-11-23T10:00:00Z');
+  const app: ApiService = {
+    ID: 'sa',
+    Spec: {
+      Name: 'platform_app',
+      TaskTemplate: { ContainerSpec: { Image: 'cluster-lab/app:1' } },
+      Mode: { Replicated: { Replicas: 2 } },
+    },
+  };
+  let n = 0;
+  const t = (o: {
+    state?: string;
+    err?: string;
+    at?: string;
+    node?: string;
+    spec?: unknown;
+    service?: string;
+  }): ApiTask => ({
+    ID: `t${++n}`,
+    ServiceID: o.service ?? 'sa',
+    NodeID: o.node ?? 'node2id0123456789',
+    Spec: o.spec ?? { ContainerSpec: { Image: 'cluster-lab/app:1' } },
+    DesiredState: 'running',
+    CreatedAt: o.at ?? '2026-11-23T10:00:03Z',
+    Status: {
+      State: o.state ?? 'rejected',
+      ...(o.err === '' ? {} : { Err: o.err ?? 'No such image: cluster-lab/app:1@sha256:0123abcd' }),
+    },
+  });
+
+  it("reads the reference from Swarm's error, without the digest", () => {
+    expect(missingImageRef('No such image: cluster-lab/app:1@sha256:0123abcd')).toBe(
+      'cluster-lab/app:1',
+    );
+    expect(missingImageRef('rejected: no such image: busybox:1.36')).toBe('busybox:1.36');
+    expect(missingImageRef('pull access denied for x')).toBeUndefined();
+  });
+
+  it('two rejections since the deploy decide it, naming the image and the nodes', () => {
+    const tasks = [
+      t({ node: 'node2id0123456789', at: '2026-11-23T10:00:02Z' }),
+      t({ node: 'node3id0123456789', at: '2026-11-23T10:00:04Z' }),
+      t({ node: 'node2id0123456789', at: '2026-11-23T10:00:09Z' }),
+    ];
+    expect(missingImages([app], tasks, since)).toEqual([
+      {
+        service: 'platform_app',
+        image: 'cluster-lab/app:1',
+        nodes: ['node2id0123456789', 'node3id0123456789'],
+      },
+    ]);
+  });
+
+  it('one rejection is not enough: Swarm may still place the task elsewhere', () => {
+    expect(missingImages([app], [t({}), t({ state: 'pending', err: '' })], since)).toEqual([]);
+  });
+
+  it('rejections from before the deploy are history', () => {
+    const old = [t({ at: '2026-11-23T09:58:00Z' }), t({ at: '2026-11-23T09:59:00Z' })];
+    expect(missingImages([app], old, since)).toEqual([]);
+    expect(missingImages([app], [...old, t({})], since)).toEqual([]);
+  });
+
+  it('a task running the current spec means the image is there somewhere', () => {
+    expect(missingImages([app], [t({}), t({}), t({ state: 'running', err: '' })], since)).toEqual(
+      [],
+    );
+    // a task of the previous spec still running does not count
+    const previous = t({ state: 'running', err: '', spec: { ContainerSpec: { Image: 'x:0' } } });
+    expect(missingImages([app], [t({}), t({}), previous], since)).toHaveLength(1);
+  });
+
+  it('other errors, other states, other services and a missing `since` decide nothing', () => {
+    const denied = 'pull access denied for cluster-lab/app, repository does not exist';
+    expect(missingImages([app], [t({ err: denied }), t({ err: denied })], since)).toEqual([]);
+    expect(missingImages([app], [t({ state: 'failed' }), t({ state: 'failed' })], since)).toEqual(
+      [],
+    );
+    expect(missingImages([app], [t({ service: 'sb' }), t({ service: 'sb' })], since)).toEqual([]);
+    expect(missingImages([app], [t({}), t({})], undefined)).toEqual([]);
+  });
+
+  it('the error names nodes by hostname, one line per service, and the push to run', () => {
+    const e = new MissingImageError(
+      [
+        { service: 'platform_app', image: 'cluster-lab/app:1', nodes: ['id2', 'id3'] },
+        { service: 'platform_agent', image: 'cluster-lab/agent:1', nodes: ['id9'] },
+      ],
+      new Map([
+        ['id2', 'lab2'],
+        ['id3', 'lab3'],
+      ]),
+    );
+    expect(e.message.split('\n')).toEqual([
+      'The image of platform_app is not on lab2, lab3 and no registry gave it: cluster-lab/app:1',
+      'The image of platform_agent is not on id9 and no registry gave it: cluster-lab/agent:1',
+    ]);
+    expect(e.next).toContain('cluster-cli images push cluster-lab/app:1 cluster-lab/agent:1 --yes');
+    expect(e.exitCode).toBe(1);
+    // Only platform services: push every image of the stack, not just the ones seen so far.
+    const platformOnly = new MissingImageError([
+      { service: 'platform_app', image: 'cluster-lab/app:1', nodes: ['id2'] },
+    ]);
+    expect(platformOnly.next).toContain('cluster-cli images push --yes');
+  });
+
+  it('waitForConvergence stops at the first poll that decides it, one task listing per poll', async () => {
+    // A fake engine: the decision is pure, this only checks the wiring.
+    const calls: string[] = [];
+    const api: DockerApi = {
+      async request<T>(r: ApiRequest): Promise<T> {
+        calls.push(r.path);
+        if (r.path === '/services') return [app] as T;
+        if (r.path === '/tasks') return [t({ node: 'id2' }), t({ node: 'id3' })] as T;
+        if (r.path === '/nodes')
+          return [
+            { ID: 'id2', Description: { Hostname: 'lab2' } },
+            { ID: 'id3', Description: { Hostname: 'lab3' } },
+          ] as T;
+        throw new Error(`unexpected ${r.path}`);
+      },
+      async close() {},
+    };
+    const wait = waitForConvergence(api, {
+      stack: 'platform',
+      services: ['platform_app'],
+      timeoutMs: 300_000,
+      since,
+    });
+    await expect(wait).rejects.toThrow(
+      'The image of platform_app is not on lab2, lab3 and no registry gave it: cluster-lab/app:1',
+    );
+    expect(calls).toEqual(['/services', '/tasks', '/nodes']);
   });
 });
