@@ -119,6 +119,7 @@ export async function runPipeline(ctx: Ctx, flags: PipelineFlags, op: Operation)
               {
                 onStepStart: (s) => status(`[${s.host}] ${s.title}`),
                 onStepFailed: (s, e) => status(`[${s.host}] FAILED: ${s.title}: ${firstLine(e)}`),
+                onStepProgress: (s, line) => status(`[${s.host}] ${s.title}: ${line}`),
               },
               {
                 keepGoing: Boolean(op.keepGoing),

@@ -65,7 +65,7 @@ export function planInit(i: InitInputs): Plan {
       ),
     );
   } else if (!facts.docker.serverVersion) {
-    steps.push(change('docker', host, 'Start the Docker daemon', dockerStartCmds()));
+    steps.push(change('docker', host, 'Start the Docker daemon', dockerStartCmds(facts.os)));
   } else {
     steps.push(unchanged('docker', host, 'Docker Engine', `${facts.docker.serverVersion} running`));
   }

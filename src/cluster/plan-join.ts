@@ -107,7 +107,13 @@ export function planJoin(i: JoinInputs): { steps: Step[]; decisions: JoinDecisio
       );
     } else if (!f.docker.serverVersion) {
       steps.push(
-        change(`docker-${t.label}`, t.label, 'Start the Docker daemon', dockerStartCmds(), about),
+        change(
+          `docker-${t.label}`,
+          t.label,
+          'Start the Docker daemon',
+          dockerStartCmds(f.os),
+          about,
+        ),
       );
     }
     if (foreign) {

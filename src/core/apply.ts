@@ -7,6 +7,8 @@ export interface ApplyHooks {
   onStepStart?(step: Step): void;
   onStepDone?(step: Step, ms: number): void;
   onStepFailed?(step: Step, err: unknown): void;
+  /** A progress line from a running command of the step (Cmd.progress). */
+  onStepProgress?(step: Step, line: string): void;
 }
 
 export interface StepTiming {
@@ -81,7 +83,13 @@ export async function apply(
         if (isApiRequest(a)) await session.docker().request(a);
         else if (isCopyImages(a))
           await opts.copy?.(a, sessions.get(a.from) as HostSession, session);
-        else await session.exec.run(a);
+        else
+          await session.exec.run(a, {
+            ...(a.timeoutMs ? { timeoutMs: a.timeoutMs } : {}),
+            ...(a.progress && hooks.onStepProgress
+              ? { onStderrLine: (line: string) => hooks.onStepProgress?.(step, line) }
+              : {}),
+          });
       }
     } catch (error) {
       hooks.onStepFailed?.(step, error);

@@ -13,6 +13,10 @@ export interface Cmd {
   readonly stdin?: string | Secret;
   /** Read-only commands run even in --dry-run; write commands are only printed there. */
   readonly readOnly?: boolean;
+  /** Abandon the command after this long (a package install that hangs on a dead mirror). */
+  readonly timeoutMs?: number;
+  /** Its stderr lines report progress (e.g. waiting for a lock): shown while it runs. */
+  readonly progress?: boolean;
 }
 
 export function cmd(argv: readonly string[], extra: Omit<Cmd, 'argv'> = {}): Cmd {

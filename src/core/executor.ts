@@ -12,6 +12,8 @@ export interface RunOptions {
   readonly allowFailure?: boolean;
   /** Milliseconds before the command is abandoned. */
   readonly timeoutMs?: number;
+  /** Called with each complete stderr line as it arrives (secrets scrubbed). */
+  readonly onStderrLine?: (line: string) => void;
 }
 
 /** A command left running with its stdin and stdout as streams (dial-stdio, save | load). */

@@ -3,6 +3,7 @@ import { type Cmd, secretsOf, stdinOf } from '../core/cmd.js';
 import { CommandError, tail } from '../core/errors.js';
 import type { Executor, RunOptions, RunResult, Stream } from '../core/executor.js';
 import { scrub } from '../core/secret.js';
+import { lineSplitter } from './ssh.js';
 import { refuseSudoPassword } from './sudo.js';
 
 /** Runs commands on this machine with execa: no shell, argv as given. */
@@ -17,14 +18,22 @@ export class LocalExecutor implements Executor {
 
   async run(c: Cmd, opts: RunOptions = {}): Promise<RunResult> {
     const [file, ...args] = this.#argv(c);
-    const r = await execa(file, args, {
+    const secrets = secretsOf(c);
+    const child = execa(file, args, {
       input: stdinOf(c),
       reject: false,
       stripFinalNewline: false,
       timeout: opts.timeoutMs,
       env: { LC_ALL: 'C' },
     });
-    const secrets = secretsOf(c);
+    if (opts.onStderrLine) {
+      const report = opts.onStderrLine;
+      child.stderr?.on(
+        'data',
+        lineSplitter((l) => report(scrub(l, secrets))),
+      );
+    }
+    const r = await child;
     const result: RunResult = {
       stdout: r.stdout ?? '',
       stderr: scrub(r.stderr ?? '', secrets),

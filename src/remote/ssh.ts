@@ -121,7 +121,14 @@ export class SshExecutor implements Executor {
   async run(c: Cmd, opts: RunOptions = {}): Promise<RunResult> {
     const command = this.#commandLine(c);
     const once = () =>
-      this.#withSession(async () => collect(await this.#exec(command), stdinOf(c), opts.timeoutMs));
+      this.#withSession(async () =>
+        collect(
+          await this.#exec(command),
+          stdinOf(c),
+          opts.timeoutMs,
+          opts.onStderrLine && lineSplitter((l) => opts.onStderrLine?.(scrub(l, secretsOf(c)))),
+        ),
+      );
     let out = await once();
     // Seldom (about 1 in 150 short sudo commands run in parallel here, and
     // sometimes a few in a row), sshd closes a channel without sending its
@@ -353,10 +360,21 @@ interface Collected {
   timedOut: boolean;
 }
 
+/** Feeds chunks, calls `line` for each complete line (without its newline). */
+export function lineSplitter(line: (l: string) => void): (chunk: Buffer) => void {
+  let rest = '';
+  return (chunk) => {
+    const parts = (rest + chunk.toString('utf8')).split('\n');
+    rest = parts.pop() ?? '';
+    for (const p of parts) if (p.trim() !== '') line(p.trimEnd());
+  };
+}
+
 function collect(
   channel: ClientChannel,
   input: string | undefined,
   timeoutMs?: number,
+  onStderr?: (chunk: Buffer) => void,
 ): Promise<Collected> {
   return new Promise((resolve) => {
     const stdout: Buffer[] = [];
@@ -392,7 +410,10 @@ function collect(
           }, timeoutMs)
         : undefined;
     channel.on('data', (d: Buffer) => stdout.push(d));
-    channel.stderr.on('data', (d: Buffer) => stderr.push(d));
+    channel.stderr.on('data', (d: Buffer) => {
+      stderr.push(d);
+      onStderr?.(d);
+    });
     channel.on('exit', (code: number | null, sig?: string) => {
       exitCode = code;
       if (code === null && sig) signal = sig;

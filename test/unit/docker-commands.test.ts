@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { dockerInstallCmds } from '../../src/cluster/docker-install.js';
+import {
+  APT_LOCK_WAIT_S,
+  aptInstall,
+  dockerInstallCmds,
+  INSTALL_TIMEOUT_MS,
+} from '../../src/cluster/docker-install.js';
 import { formatCmd, stdinOf } from '../../src/core/cmd.js';
 import { UserError } from '../../src/core/errors.js';
 import { secret } from '../../src/core/secret.js';
@@ -107,14 +112,28 @@ describe('docker command builders (exact argv)', () => {
 describe('Docker install plan per OS family', () => {
   const os = (id: string, idLike: string[] = []) => ({ id, idLike, versionId: '', prettyName: id });
 
-  it('Debian and Ubuntu: the distribution package, then enable the daemon', () => {
-    const expected = [
-      'apt-get update',
-      'env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends docker.io',
-      'systemctl enable --now docker',
-    ];
-    expect(dockerInstallCmds(os('debian')).map(formatCmd)).toEqual(expected);
-    expect(dockerInstallCmds(os('ubuntu', ['debian'])).map(formatCmd)).toEqual(expected);
+  it('Debian and Ubuntu: the distribution package (waiting for a busy apt, bounded), then enable the daemon', () => {
+    for (const o of [os('debian'), os('ubuntu', ['debian'])]) {
+      const [install, enable, ...rest] = dockerInstallCmds(o);
+      expect(rest).toEqual([]);
+      expect(install?.argv.slice(0, 2)).toEqual(['sh', '-c']);
+      expect(install?.argv.slice(3)).toEqual(['sh', String(APT_LOCK_WAIT_S), 'docker.io']);
+      expect(install?.progress).toBe(true);
+      expect(install?.timeoutMs).toBe(INSTALL_TIMEOUT_MS);
+      expect(install?.readOnly).toBeUndefined();
+      expect(enable && formatCmd(enable)).toBe('systemctl enable --now docker');
+    }
+  });
+
+  it('the apt script is POSIX sh that dash accepts', async () => {
+    const script = aptInstall(['docker.io']).argv[2] as string;
+    // -n: parse only. dash is /bin/sh on Debian and Ubuntu.
+    const { execa } = await import('execa');
+    for (const sh of ['dash', 'sh']) {
+      const r = await execa(sh, ['-n', '-c', script], { reject: false });
+      expect(r.stderr).toBe('');
+      expect(r.exitCode).toBe(0);
+    }
   });
 
   it('RHEL family: docker-ce repository', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseJoinTarget } from '../../src/cli/node-join.js';
+import { aptInstall } from '../../src/cluster/docker-install.js';
 import { parseLabelArgs } from '../../src/cluster/labels.js';
 import { readNetcheck } from '../../src/cluster/netcheck.js';
 import { planApply } from '../../src/cluster/plan-apply.js';
@@ -12,6 +13,7 @@ import {
 import { blockedPortsError, joinPortNeeds } from '../../src/cluster/ports.js';
 import type { NodeFacts } from '../../src/cluster/probe.js';
 import { validateConfig } from '../../src/config/load.js';
+import { formatCmd } from '../../src/core/cmd.js';
 import { formatPlan } from '../../src/core/plan.js';
 import { secret } from '../../src/core/secret.js';
 import { freshDebianHost, managerOf } from '../helpers/facts.js';
@@ -79,8 +81,7 @@ describe('planJoin', () => {
         '  + [root@203.0.113.11] Join node2 as manager (advertise 203.0.113.11)',
         '      $ docker-api POST /swarm/join {"ListenAddr":"0.0.0.0:2377","AdvertiseAddr":"203.0.113.11","RemoteAddrs":["203.0.113.10:2377"],"JoinToken":"[REDACTED]"}',
         '  + [deploy@203.0.113.12] Install Docker (Debian GNU/Linux 12 (bookworm))',
-        '      $ apt-get update',
-        '      $ env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends docker.io',
+        `      $ ${formatCmd(aptInstall(['docker.io']))}`,
         '      $ systemctl enable --now docker',
         '  + [deploy@203.0.113.12] Join node3 as worker (advertise 203.0.113.12)',
         '      $ docker-api POST /swarm/join {"ListenAddr":"0.0.0.0:2377","AdvertiseAddr":"203.0.113.12","RemoteAddrs":["203.0.113.10:2377"],"JoinToken":"[REDACTED]"}',
