@@ -1,6 +1,7 @@
 import { apiRequest, type DockerApi } from '../core/api.js';
 import { UserError } from '../core/errors.js';
 import { quoteArg } from '../core/quote.js';
+import { type ConstraintNode, meetsConstraint } from './constraints.js';
 
 /**
  * Convergence means the new revision runs: every service's update finished
@@ -94,27 +95,48 @@ export function sameSpec(a: unknown, b: unknown): boolean {
   return JSON.stringify(normalizeSpec(a)) === JSON.stringify(normalizeSpec(b));
 }
 
+/** A node as the convergence check needs it (from GET /nodes). */
+export interface NodeView extends ConstraintNode {
+  /** ready, down, unknown, disconnected */
+  readonly state: string;
+  /** active, pause, drain */
+  readonly availability: string;
+}
+
 /**
  * Pure: one service's state from its spec and tasks. A global service wants
- * a task on every node, but a node that is down cannot run one until it is
- * back (Swarm then starts the current spec there): those tasks are not waited for.
+ * a task on every node that is up, active and meets its constraints: one
+ * that joined a moment ago counts before Swarm has even placed a task there
+ * (a new manager's proxy). A node that is down cannot run one until it is
+ * back (Swarm then starts the current spec there): not waited for.
  */
 export function serviceState(
   svc: ApiService,
   tasks: readonly ApiTask[],
-  downNodes: ReadonlySet<string> = new Set(),
+  nodes?: readonly NodeView[],
 ): ServiceState {
+  const global = Boolean(svc.Spec.Mode?.Global);
+  const down = new Set((nodes ?? []).filter((n) => n.state !== 'ready').map((n) => n.id));
   const wanted = tasks.filter(
     (t) =>
-      t.DesiredState === 'running' &&
-      !(svc.Spec.Mode?.Global && t.NodeID !== undefined && downNodes.has(t.NodeID)),
+      t.DesiredState === 'running' && !(global && t.NodeID !== undefined && down.has(t.NodeID)),
   );
-  const desired = svc.Spec.Mode?.Global
-    ? wanted.length
-    : (svc.Spec.Mode?.Replicated?.Replicas ?? 1);
-  const running = wanted.filter(
+  const current = wanted.filter(
     (t) => t.Status.State === 'running' && sameSpec(t.Spec, svc.Spec.TaskTemplate),
-  ).length;
+  );
+  let desired = svc.Spec.Mode?.Replicated?.Replicas ?? 1;
+  let running = current.length;
+  if (global) {
+    desired = wanted.length;
+    const eligible = eligibleNodes(svc, nodes);
+    if (eligible) {
+      // one running task per eligible node, whatever else is still around
+      desired = eligible.size;
+      running = new Set(
+        current.flatMap((t) => (t.NodeID && eligible.has(t.NodeID) ? [t.NodeID] : [])),
+      ).size;
+    }
+  }
   const u = svc.UpdateStatus?.State;
   return {
     name: svc.Spec.Name,
@@ -123,6 +145,26 @@ export function serviceState(
     ...(u && u !== 'completed' && u !== 'rollback_completed' ? { update: u } : {}),
     ...(u === 'rollback_completed' ? { update: u } : {}),
   };
+}
+
+/**
+ * The IDs of the nodes a global service must run on: up, active, meeting its
+ * constraints. undefined when the nodes are unknown or a constraint asks
+ * about something a node listing does not tell (engine labels, platform).
+ */
+function eligibleNodes(svc: ApiService, nodes?: readonly NodeView[]): Set<string> | undefined {
+  if (!nodes) return undefined;
+  const constraints =
+    (svc.Spec.TaskTemplate as { Placement?: { Constraints?: string[] } } | undefined)?.Placement
+      ?.Constraints ?? [];
+  const ids = new Set<string>();
+  for (const n of nodes) {
+    if (n.state !== 'ready' || n.availability !== 'active') continue;
+    const met = constraints.map((c) => meetsConstraint(n, c));
+    if (met.includes(undefined)) return undefined;
+    if (met.every(Boolean)) ids.add(n.id);
+  }
+  return ids;
 }
 
 /**
@@ -186,17 +228,17 @@ export async function readServiceStates(
   tasks: ApiTask[];
 }> {
   const services = await listStackServices(api, stack);
-  const [tasks, down] = services.length
+  const [tasks, nodes] = services.length
     ? await Promise.all([
         listTasks(api, { service: services.map((s) => s.Spec.Name) }),
-        services.some((s) => s.Spec.Mode?.Global) ? downNodeIds(api) : new Set<string>(),
+        services.some((s) => s.Spec.Mode?.Global) ? listNodeViews(api) : undefined,
       ])
-    : [[], new Set<string>()];
+    : [[], undefined];
   const states = services.map((s) =>
     serviceState(
       s,
       tasks.filter((t) => t.ServiceID === s.ID),
-      down,
+      nodes,
     ),
   );
   const failed = services.flatMap((s) => {
@@ -269,12 +311,23 @@ function specImage(template: unknown): string | undefined {
   return typeof image === 'string' ? image.split('@')[0] : undefined;
 }
 
-/** Nodes that cannot run a task now (down, unknown, disconnected). */
-async function downNodeIds(api: DockerApi): Promise<Set<string>> {
-  const nodes = await api.request<{ ID: string; Status?: { State?: string } }[]>(
-    apiRequest('GET', '/nodes', { readOnly: true }),
-  );
-  return new Set(nodes.filter((n) => n.Status?.State !== 'ready').map((n) => n.ID));
+async function listNodeViews(api: DockerApi): Promise<NodeView[]> {
+  const nodes = await api.request<
+    {
+      ID: string;
+      Spec?: { Role?: string; Availability?: string; Labels?: Record<string, string> | null };
+      Description?: { Hostname?: string };
+      Status?: { State?: string };
+    }[]
+  >(apiRequest('GET', '/nodes', { readOnly: true }));
+  return nodes.map((n) => ({
+    id: n.ID,
+    name: n.Description?.Hostname ?? '',
+    role: n.Spec?.Role === 'manager' ? 'manager' : 'worker',
+    labels: n.Spec?.Labels ?? {},
+    state: n.Status?.State ?? 'unknown',
+    availability: n.Spec?.Availability ?? 'active',
+  }));
 }
 
 async function nodeNames(api: DockerApi): Promise<Map<string, string>> {

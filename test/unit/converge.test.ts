@@ -98,20 +98,62 @@ describe('convergence means the new revision runs', () => {
     });
   });
 
-  it('a global service does not wait for a node that is down (its task there stays pending)', () => {
+  it('a global service wants a running task on every node that is up, active and eligible', () => {
     const g = svc({
-      Spec: { Name: 'p_proxy', TaskTemplate: template, Mode: { Global: {} } },
+      Spec: {
+        Name: 'p_proxy',
+        TaskTemplate: { ...template, Placement: { Constraints: ['node.role == manager'] } },
+        Mode: { Global: {} },
+      },
     });
-    const on = (node: string, state: string) => ({ ...task(state), ID: node, NodeID: node });
-    const tasks = [on('n1', 'running'), on('n2', 'running'), on('n3', 'pending')];
-    expect(serviceState(g as never, tasks, new Set(['n3']))).toMatchObject({
-      running: 2,
+    const node = (
+      id: string,
+      role: 'manager' | 'worker',
+      state = 'ready',
+      availability = 'active',
+    ) => ({
+      id,
+      name: id,
+      role,
+      labels: {},
+      state,
+      availability,
+    });
+    const on = (n: string, state: string) => ({
+      ...task(state, { ...taskSpec, Placement: { Constraints: ['node.role == manager'] } }),
+      ID: n,
+      NodeID: n,
+    });
+    const nodes = [node('m1', 'manager'), node('m2', 'manager'), node('w1', 'worker')];
+    // a manager that just joined has no task yet: it is waited for
+    expect(serviceState(g as never, [on('m1', 'running')], nodes)).toMatchObject({
+      running: 1,
       desired: 2,
     });
-    // the same task on a node that is up is waited for
-    expect(serviceState(g as never, tasks, new Set())).toMatchObject({ running: 2, desired: 3 });
+    expect(
+      serviceState(g as never, [on('m1', 'running'), on('m2', 'running')], nodes),
+    ).toMatchObject({ running: 2, desired: 2 });
+    // a node that is down (its task pending there) or drained is not waited for
+    const m2down = [node('m1', 'manager'), node('m2', 'manager', 'down'), node('w1', 'worker')];
+    expect(
+      serviceState(g as never, [on('m1', 'running'), on('m2', 'pending')], m2down),
+    ).toMatchObject({ running: 1, desired: 1 });
+    const m2drained = [node('m1', 'manager'), node('m2', 'manager', 'ready', 'drain')];
+    expect(serviceState(g as never, [on('m1', 'running')], m2drained)).toMatchObject({
+      running: 1,
+      desired: 1,
+    });
+    // a constraint a node listing cannot answer: fall back to Swarm's own tasks
+    const odd = svc({
+      Spec: {
+        Name: 'p_x',
+        TaskTemplate: { ...template, Placement: { Constraints: ['engine.labels.x == y'] } },
+        Mode: { Global: {} },
+      },
+    });
+    expect(serviceState(odd as never, [task('running')], nodes)).toMatchObject({ desired: 1 });
     // a replicated service's count is its replicas, whatever the nodes
-    expect(serviceState(svc() as never, [on('n3', 'pending')], new Set(['n3']))).toMatchObject({
+    expect(serviceState(svc() as never, [on('m2', 'pending')], m2down)).toMatchObject({
       running: 0,
       desired: 1,
     });
