@@ -25,11 +25,14 @@ import { formatTable } from '../ui/table.js';
 import { type ClusterHandle, cfgFlag, hostTarget, openCluster } from './cluster.js';
 import { connectSession, type SshFlags } from './connect.js';
 import type { Ctx } from './context.js';
+import { selectNodes } from './images.js';
 import { connectAll } from './join-flow.js';
 import { closeAll, type PipelineFlags, ReportedFailure, runPipeline } from './pipeline.js';
 
 export interface FirewallFlags extends SshFlags, PipelineFlags {
   config: string;
+  /** Only these hosts of cluster.yaml (repeated or comma-separated); default every host. */
+  node?: string[];
 }
 
 const PROBE = { files: FIREWALL_FILES, unit: UNIT_NAME };
@@ -51,14 +54,18 @@ export async function runFirewallApply(opts: FirewallFlags, ctx: Ctx): Promise<v
     [h.manager.session.exec.label, h.manager.session],
   ]);
   try {
-    const others = h.config.hosts.filter((x) => x !== h.manager.host);
+    // Every member still counts in the rules; only the chosen hosts get them.
+    const chosen = selectNodes(h.config, opts.node ?? []);
+    const others = chosen.filter((x) => x !== h.manager.host);
     const opened = await connectAll(
       ctx,
       others.map((x) => ({ name: x.name, target: hostTarget(x, opts, h.config) })),
       sessions,
     );
     const nodes: Node[] = [
-      { host: h.manager.host, session: h.manager.session },
+      ...(chosen.includes(h.manager.host)
+        ? [{ host: h.manager.host, session: h.manager.session }]
+        : []),
       ...others.map((host, i) => ({ host, session: opened[i] as HostSession })),
     ];
     const members = memberAddresses(h.config, swarmAddresses(h));
@@ -148,7 +155,7 @@ export async function runFirewallStatus(opts: FirewallFlags, ctx: Ctx): Promise<
   try {
     const members = memberAddresses(h.config, swarmAddresses(h));
     const rows = await Promise.all(
-      h.config.hosts.map(async (host): Promise<FirewallStatusRow> => {
+      selectNodes(h.config, opts.node ?? []).map(async (host): Promise<FirewallStatusRow> => {
         let session = host === h.manager.host ? h.manager.session : undefined;
         const base = { node: host.name, host: host.address ?? 'local' };
         if (!session) {

@@ -192,6 +192,25 @@ describe('cluster-cli firewall', () => {
     expect(t.writes).toEqual([]);
   });
 
+  it('--node names a host that is not in the cluster: one clear line, nothing written', async () => {
+    const t = harness();
+    expect(await t.run('firewall', 'apply', '--node', 'node9', '--yes')).toBe(2);
+    expect(t.stderr).toMatch(/^error: Unknown node node9: cluster\.yaml lists node1, node2/);
+    expect(t.writes).toEqual([]);
+    expect(await t.run('firewall', 'status', '--node', 'node9')).toBe(2);
+    expect(t.writes).toEqual([]);
+  });
+
+  it('apply --node: only that host gets the rules, which still name every member', async () => {
+    const t = harness();
+    expect(await t.run('firewall', 'apply', '--node', 'node2', '--dry-run')).toBe(0);
+    expect(t.stdout).toContain('Load the firewall rules on node2');
+    expect(t.stdout).not.toMatch(/Load the firewall rules on node[13]/);
+    // node1 and node3 are still members in the rules node2 gets
+    expect(t.stdout).toMatch(/node1: 203\.0\.113\.11, 10\.0\.0\.1\n {2}node2: .*\n {2}node3: 10\.0\.0\.3/);
+    expect(t.writes).toEqual([]);
+  });
+
   it('apply --yes: every node loaded and saved, cluster.yaml records it; status says in step; a second apply changes nothing', async () => {
     const t = harness();
     expect(await t.run('firewall', 'status')).toBe(1);
