@@ -37,6 +37,13 @@ export interface DoctorOpts extends SshFlags, PipelineFlags {
   config: string;
   /** Remove the stale configs (through the shared pipeline: plan, confirm, apply). */
   prune?: boolean;
+  /** The HA checklist, run for real (src/cli/doctor-ha.ts); its own flags below. */
+  ha?: boolean;
+  report?: string;
+  downSeconds?: string;
+  rescheduleTimeout?: string;
+  rps?: string;
+  check?: string[];
 }
 
 export interface DoctorReport {
@@ -55,6 +62,27 @@ export interface DoctorReport {
  */
 export async function runDoctor(opts: DoctorOpts, ctx: Ctx): Promise<void> {
   const cfg = cfgFlag(opts);
+  if (opts.ha) {
+    if (opts.prune)
+      throw new UserError('--ha and --prune are separate runs.', `cluster-cli doctor --ha${cfg}`);
+    const { runDoctorHa } = await import('./doctor-ha.js');
+    return runDoctorHa(opts, ctx);
+  }
+  const haOnly = (
+    [
+      ['--report', opts.report],
+      ['--down-seconds', opts.downSeconds],
+      ['--reschedule-timeout', opts.rescheduleTimeout],
+      ['--rps', opts.rps],
+      ['--check', opts.check?.length ? opts.check : undefined],
+    ] as const
+  ).filter(([, v]) => v !== undefined);
+  if (haOnly.length) {
+    throw new UserError(
+      `${haOnly.map(([f]) => f).join(', ')} go${haOnly.length === 1 ? 'es' : ''} with --ha.`,
+      `cluster-cli doctor --ha --dry-run${cfg}`,
+    );
+  }
   if (!opts.prune && (opts.dryRun || opts.yes)) {
     throw new UserError(
       '--dry-run and --yes go with --prune: doctor on its own changes nothing.',

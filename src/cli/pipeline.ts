@@ -118,6 +118,8 @@ export async function runPipeline(ctx: Ctx, flags: PipelineFlags, op: Operation)
               op.sessions,
               {
                 onStepStart: (s) => status(`[${s.host}] ${s.title}`),
+                onStepDone: (s, ms) =>
+                  status(`[${s.host}] ${s.title}: done in ${(ms / 1000).toFixed(1)}s`),
                 onStepFailed: (s, e) => status(`[${s.host}] FAILED: ${s.title}: ${firstLine(e)}`),
                 onStepProgress: (s, line) => status(`[${s.host}] ${s.title}: ${line}`),
               },

@@ -113,6 +113,34 @@ function addOptions(cmd: Command, defs: readonly OptionDef[]): Command {
   return cmd;
 }
 
+/** `doctor --ha`: the HA checklist run for real against the cluster. */
+export const haOptions: readonly OptionDef[] = [
+  {
+    flags: '--ha',
+    description:
+      'run the HA checks for real: take out a manager, a worker, each proxy node under HTTP load, restart a node; shows the plan, asks (or --yes), writes a report',
+  },
+  {
+    flags: '--report <file>',
+    description:
+      'with --ha: where to write the Markdown report (default: doctor-ha-<cluster>-<UTC time>.md beside cluster.yaml)',
+  },
+  { flags: '--down-seconds <n>', description: 'with --ha: how long a node stays out (default 20)' },
+  {
+    flags: '--reschedule-timeout <seconds>',
+    description: 'with --ha: how long the cluster may take to recover (default 60)',
+  },
+  {
+    flags: '--rps <n>',
+    description: 'with --ha: requests per second of the HTTP load (default 20)',
+  },
+  {
+    flags: '--check <names...>',
+    description:
+      'with --ha: only these checks (manager-loss, worker-loss, proxy-failover, node-rejoin; comma-separated or repeated)',
+  },
+];
+
 /** The shells `cluster-cli completion` prints a script for (src/cli/completion.ts). */
 export const completionShells: readonly string[] = ['bash', 'zsh', 'fish'];
 
@@ -355,12 +383,13 @@ Examples:
       description:
         'remove the stale configs it finds (earlier revisions no service uses); shows the plan, asks (or --yes)',
     },
-    ...noTimeout.map((o) => ({ ...o, description: `with --prune: ${o.description}` })),
+    ...haOptions,
+    ...noTimeout.map((o) => ({ ...o, description: `with --prune or --ha: ${o.description}` })),
     ...sshOptions,
     ...commonOptions,
   ])
     .description(
-      'Check everything on every node, each with a verdict and the command that fixes it: quorum, clock skew, memory and disk headroom against the reservations, node-to-node ports, Docker versions in step, the secrets and configs the stack needs, stale configs, the firewall. Read-only (except --prune). Exit 0 all ok, 1 a warning, 2 a failure.',
+      'Check everything on every node, each with a verdict and the command that fixes it: quorum, clock skew, memory and disk headroom against the reservations, node-to-node ports, Docker versions in step, the secrets and configs the stack needs, stale configs, the firewall. Read-only (except --prune and --ha). Exit 0 all ok, 1 a warning, 2 a failure.',
     )
     .addHelpText(
       'after',
@@ -369,7 +398,10 @@ Examples:
   $ cluster-cli doctor
   $ cluster-cli doctor --json | jq '.checks[] | select(.verdict != "ok")'
   $ cluster-cli doctor --prune --dry-run     # the docker config rm commands, nothing removed
-  $ cluster-cli doctor --prune --yes`,
+  $ cluster-cli doctor --prune --yes
+  $ cluster-cli doctor --ha --dry-run        # which node each HA check takes out, the exact iptables commands
+  $ cluster-cli doctor --ha --yes --report ha.md --down-seconds 30
+  $ cluster-cli doctor --ha --check proxy-failover --yes --rps 50`,
     )
     .action(async (opts) => {
       const { runDoctor } = await import('./doctor.js');
@@ -842,11 +874,19 @@ Examples:
     .description(
       "The nodes' firewall: SSH and 80/443 open, the swarm ports open between the nodes only, every other port (published containers too) closed unless declared in cluster.yaml.",
     );
-  addOptions(firewall.command('apply'), [
-    ...changeOptions.filter((o) => !o.flags.startsWith('--timeout')),
-    ...sshOptions,
-    ...commonOptions,
-  ])
+  const firewallNode = (c: Command) =>
+    c.option(
+      '--node <name>',
+      'only this host of cluster.yaml (repeat, or comma-separate; default: every host)',
+      (v: string, prev: string[] | undefined) => [...(prev ?? []), v],
+    );
+  firewallNode(
+    addOptions(firewall.command('apply'), [
+      ...changeOptions.filter((o) => !o.flags.startsWith('--timeout')),
+      ...sshOptions,
+      ...commonOptions,
+    ]),
+  )
     .description(
       "Load the rules on every host of cluster.yaml (their own chains, INPUT and Docker's DOCKER-USER jump to them) and keep them across reboots and Docker restarts. Run it again after adding or removing a node.",
     )
@@ -861,13 +901,14 @@ Extra ports go in cluster.yaml:
 Examples:
   $ cluster-cli firewall apply --dry-run      # every rule change, per node
   $ cluster-cli firewall apply --yes
+  $ cluster-cli firewall apply --node node4 --yes   # one node (its rules still name every member)
   $ cluster-cli firewall apply -c prod.yaml --yes --json`,
     )
     .action(async (opts) => {
       const { runFirewallApply } = await import('./firewall.js');
       await runFirewallApply(opts, ctx);
     });
-  addOptions(firewall.command('status'), [...sshOptions, ...commonOptions])
+  firewallNode(addOptions(firewall.command('status'), [...sshOptions, ...commonOptions]))
     .description(
       'Per node: in step, drifted (and what differs) or absent. Read-only; exit 1 when a node is not in step.',
     )

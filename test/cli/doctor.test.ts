@@ -419,6 +419,18 @@ describe('cluster-cli doctor', () => {
     expect(t.stderr).toContain('--dry-run and --yes go with --prune');
   });
 
+  it('--ha with an unknown check name: one line naming the checks, no host touched', async () => {
+    const t = harness();
+    expect(await t.run('doctor', '--ha', '--check', 'frobnicate', '--yes')).toBe(2);
+    expect(t.stderr).toContain(
+      'Unknown HA check "frobnicate": the checks are manager-loss, worker-loss, proxy-failover, node-rejoin.',
+    );
+    expect(t.stderr.trim().split('\n')).toHaveLength(2); // the error and its next command
+    expect(t.writes).toEqual([]);
+    expect(await t.run('doctor', '--check', 'manager-loss')).toBe(2);
+    expect(t.stderr).toContain('--check goes with --ha');
+  });
+
   it('no manager answers: one fail row, exit 2', async () => {
     const t = harness();
     for (const h of t.hosts) h.reachable = false;
