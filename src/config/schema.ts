@@ -39,6 +39,10 @@ const image = z.string().regex(/^[a-z0-9][a-z0-9._/:@-]*$/, {
   error: 'must be an image reference such as postgres:16-alpine',
 });
 const replicas = z.number().int({ error: 'must be a whole number' }).min(0).max(100);
+/** An absolute path inside a container, not `/` itself, without `.` or `..` segments. */
+const containerPath = z.string().regex(/^(?:\/(?!\.\.?(?:\/|$))[A-Za-z0-9._@+-]+)+$/, {
+  error: 'must be an absolute path such as /tmp',
+});
 
 export const Resources = z.strictObject({
   limits: z.strictObject({ memory, cpus }),
@@ -133,6 +137,20 @@ export const App = z.strictObject({
   adminEmail: email.optional(),
   /** Command run inside the container (exec form); omit for images without a shell. */
   healthcheck: z.array(z.string()).min(1).optional(),
+  /**
+   * A read-only root filesystem for the app (CIS Docker 5.13), with a private
+   * tmpfs (nosuid, nodev, noexec) at each `tmpfs` path. Off by default: an
+   * arbitrary image may write anywhere (nginx writes /var/cache/nginx and
+   * /var/run), so turn it on once the image's writable paths are known.
+   */
+  readOnly: z.boolean({ error: 'must be true or false' }).default(false),
+  /** Writable paths of a read-only app (ignored unless `readOnly`). */
+  tmpfs: z
+    .array(containerPath)
+    .refine((paths) => new Set(paths).size === paths.length, {
+      error: 'must not list a path twice',
+    })
+    .default(['/tmp']),
   resources: Resources.default(res('512M', 0.5, '256M')),
 });
 

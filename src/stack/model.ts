@@ -57,6 +57,9 @@ export interface StackModel {
     readonly replicas: number;
     readonly env: Readonly<Record<string, string>>;
     readonly healthcheck?: readonly string[];
+    /** A read-only root filesystem with a tmpfs at each `tmpfs` path (opt-in: the image is the user's). */
+    readonly readOnly: boolean;
+    readonly tmpfs: readonly string[];
     readonly constraints: readonly string[];
     readonly resources: Resources;
   };
@@ -199,6 +202,8 @@ export function buildStackModel(config: Config, live: LiveSecrets = {}): StackMo
       replicas: config.app.replicas,
       env: config.app.env,
       ...(config.app.healthcheck ? { healthcheck: config.app.healthcheck } : {}),
+      readOnly: config.app.readOnly,
+      tmpfs: config.app.tmpfs,
       constraints: where.app,
       resources: config.app.resources,
     },

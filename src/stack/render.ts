@@ -50,26 +50,29 @@ export const SECRET_FILES = {
   adminPassword: '/run/secrets/admin_password',
 } as const;
 
-type Role = 'proxy' | 'app' | 'postgres' | 'redis' | 'agent';
+/** A service of the platform stack, by its stack-local key. */
+export type Role = 'proxy' | 'app' | 'postgres' | 'redis' | 'agent';
 type Obj = Record<string, unknown>;
 
 export interface RenderStackOptions {
   /**
    * Docker Engine version (`docker version` Server.Version, e.g. `20.10.24` or
    * `27.3.1`) of the oldest node that runs the stack's tasks: the engine on the
-   * task's node runs its healthcheck, and the `docker` client on the manager
-   * parses the file. Absent or unparseable: the form every supported engine
-   * accepts (see `healthCadence`).
+   * task's node runs its healthcheck and applies its limits, and the `docker`
+   * client on the manager parses the file. Absent or unparseable: the form of
+   * the oldest supported engine, 20.10 (see `engineProfile`).
    */
   readonly engine?: string;
 }
 
 /**
  * The platform stack as a compose file for `docker stack deploy`, plus the
- * Docker configs it references: format 3.8, or 3.12 where the engine supports
- * healthcheck `start_interval`. Pure: same model and engine, same bytes. Secrets, networks and configs are all external (created by init), so
- * no secret value can appear here; `$` in any value is escaped so compose
- * interpolation never rewrites it.
+ * Docker configs it references, in the form the engine honours (see
+ * `engineProfile`): every service hardened as far as the engine allows
+ * (see `hardening`). Pure: same model and engine, same bytes. Secrets,
+ * networks and configs are all external (created by init), so no secret value
+ * can appear here; `$` in any value is escaped so compose interpolation never
+ * rewrites it.
  */
 export function renderStack(model: StackModel, opts: RenderStackOptions = {}): RenderedStack {
   if (model.endpointMode === 'dnsrr' && model.proxy.publishMode === 'ingress') {
@@ -79,8 +82,9 @@ export function renderStack(model: StackModel, opts: RenderStackOptions = {}): R
     );
   }
   const provider = proxyProvider(model.proxy.provider);
-  const cadence = healthCadence(opts.engine);
-  const health = (spec: HealthcheckSpec): ComposeHealthcheck => healthcheck(spec, cadence);
+  const profile = engineProfile(opts.engine);
+  const health = (spec: HealthcheckSpec): ComposeHealthcheck => healthcheck(spec, profile.cadence);
+  const harden = (role: Role) => runtime(hardening(role, model), profile);
   const configs: RenderedConfig[] = provider.configs(model).map((f) => ({
     key: f.key,
     name: `${model.name}_${f.key}_${sha256(f.content).slice(0, 12)}`,
@@ -94,7 +98,10 @@ export function renderStack(model: StackModel, opts: RenderStackOptions = {}): R
       ...extra,
       endpoint_mode: model.endpointMode,
       ...(spec.constraints.length > 0 ? { placement: { constraints: [...spec.constraints] } } : {}),
-      resources: resources(spec.resources),
+      resources: resources(
+        spec.resources,
+        profile.runtimeLimits ? hardening(role, model).pids : undefined,
+      ),
       ...rollout(role === 'app' ? 'start-first' : 'stop-first'),
       labels: {
         'io.cluster-cli.role': role,
@@ -105,12 +112,14 @@ export function renderStack(model: StackModel, opts: RenderStackOptions = {}): R
   // Secrets delivered after init (certificate, admins' file): only once they exist.
   const live = liveSecretKeys(model);
   const proxyParts = provider.service(model);
+  const proxyRun = harden('proxy');
   const proxy: Obj = {
     image: model.proxy.image,
     ...(proxyParts.command ? { command: [...proxyParts.command] } : {}),
+    ...proxyRun.options,
     healthcheck: health(proxyParts.healthcheck),
     ports: proxyParts.ports.map((p) => ({ ...p })),
-    volumes: proxyParts.mounts.map((m) => ({ ...m })),
+    volumes: [...proxyParts.mounts.map((m) => ({ ...m })), ...proxyRun.tmpfs],
     configs: configs.map((c) => ({ source: c.key, target: c.target })),
     ...(live.length
       ? { secrets: live.map(([key]) => ({ source: key, target: LIVE_FILE[key] })) }
@@ -119,8 +128,10 @@ export function renderStack(model: StackModel, opts: RenderStackOptions = {}): R
     deploy: deploy('proxy', { mode: 'global' }),
   };
 
+  const appRun = harden('app');
   const app: Obj = {
     image: model.app.image,
+    ...appRun.options,
     environment: {
       DATABASE_HOST: 'postgres',
       DATABASE_PORT: '5432',
@@ -144,6 +155,7 @@ export function renderStack(model: StackModel, opts: RenderStackOptions = {}): R
           }),
         }
       : {}),
+    ...(appRun.tmpfs.length ? { volumes: appRun.tmpfs } : {}),
     secrets: [
       secretRef('postgres_password'),
       secretRef('redis_password'),
@@ -153,8 +165,10 @@ export function renderStack(model: StackModel, opts: RenderStackOptions = {}): R
     deploy: deploy('app', { mode: 'replicated', replicas: model.app.replicas }),
   };
 
+  const postgresRun = harden('postgres');
   const postgres: Obj = {
     image: model.postgres.image,
+    ...postgresRun.options,
     environment: {
       POSTGRES_USER: model.postgres.user,
       POSTGRES_DB: model.postgres.database,
@@ -174,7 +188,10 @@ export function renderStack(model: StackModel, opts: RenderStackOptions = {}): R
       retries: 5,
       startPeriod: '60s',
     }),
-    volumes: [{ type: 'volume', source: 'postgres_data', target: '/var/lib/postgresql/data' }],
+    volumes: [
+      { type: 'volume', source: 'postgres_data', target: '/var/lib/postgresql/data' },
+      ...postgresRun.tmpfs,
+    ],
     secrets: [secretRef('postgres_password')],
     networks: ['data'],
     // A clean shutdown (checkpoint) instead of crash recovery on the next start.
@@ -182,11 +199,13 @@ export function renderStack(model: StackModel, opts: RenderStackOptions = {}): R
     deploy: deploy('postgres', { mode: 'replicated', replicas: 1 }),
   };
 
+  const redisRun = harden('redis');
   const redis: Obj = {
     image: model.redis.image,
-    command: ['sh', '-c', REDIS_START],
+    command: ['sh', '-c', redisStart(model)],
+    ...redisRun.options,
     healthcheck: health({ test: ['CMD-SHELL', REDIS_PING], retries: 5, startPeriod: '10s' }),
-    volumes: [{ type: 'volume', source: 'redis_data', target: '/data' }],
+    volumes: [{ type: 'volume', source: 'redis_data', target: '/data' }, ...redisRun.tmpfs],
     secrets: [secretRef('redis_password')],
     networks: ['data'],
     stop_grace_period: '30s',
@@ -194,13 +213,13 @@ export function renderStack(model: StackModel, opts: RenderStackOptions = {}): R
   };
 
   const services: Record<string, Obj> = { proxy, app, postgres, redis };
-  if (model.agent) services.agent = agentService(model, health, deploy);
+  if (model.agent) services.agent = agentService(model, health, deploy, harden('agent'));
 
   const volumes: Obj = {};
   for (const v of [...provider.volumes(model), 'postgres_data', 'redis_data']) volumes[v] = {};
 
   const stack: Obj = {
-    version: cadence.composeVersion,
+    version: profile.composeVersion,
     services,
     networks: {
       ingress: { external: true, name: model.networks.ingress },
@@ -221,7 +240,7 @@ export function renderStack(model: StackModel, opts: RenderStackOptions = {}): R
 
   const revisions: Record<string, string> = {};
   for (const [key, svc] of Object.entries(services)) {
-    revisions[key] = serviceRevision(svc, stack, cadence);
+    revisions[key] = serviceRevision(svc, stack, profile);
     const d = svc.deploy as { labels: Record<string, string> };
     d.labels = { ...d.labels, 'io.cluster-cli.revision': revisions[key] as string };
   }
@@ -272,12 +291,12 @@ function liveSecretKeys(model: StackModel): [string, string][] {
  * key only: a renewed certificate is swapped in by the agent without making
  * the stack look changed.
  */
-function serviceRevision(svc: Obj, stack: Obj, cadence: HealthCadence): string {
+function serviceRevision(svc: Obj, stack: Obj, profile: EngineProfile): string {
   const configs = stack.configs as Record<string, { name: string }>;
   const used = ((svc.configs as { source: string }[] | undefined) ?? []).map(
     (c) => configs[c.source]?.name,
   );
-  return contentHash({ svc, used, format: cadence.composeVersion, v: 1 });
+  return contentHash({ svc, used, format: profile.composeVersion, v: 1 });
 }
 
 /** The stack file cut down to some services and the top-level entries they use. */
@@ -296,7 +315,7 @@ function subset(stack: Obj, keys: readonly string[]): Obj {
   const nets = used('networks', (n) => n as string);
   const secrets = used('secrets', (s) => (s as { source: string }).source);
   const configs = used('configs', (c) => (c as { source: string }).source);
-  const vols = used('volumes', (v) => (v as { source: string }).source);
+  const vols = used('volumes', (v) => (v as { source?: string }).source ?? '');
   return {
     version: stack.version,
     services,
@@ -318,11 +337,13 @@ function agentService(
   model: StackModel,
   health: (spec: HealthcheckSpec) => ComposeHealthcheck,
   deploy: (role: Role, extra?: Obj) => Obj,
+  run: Runtime,
 ): Obj {
   const agent = model.agent as NonNullable<StackModel['agent']>;
   return {
     image: agent.image,
     command: ['agent'],
+    ...run.options,
     environment: {
       CLUSTER_CLI_STACK: model.name,
       CLUSTER_CLI_NODE: '{{.Node.Hostname}}',
@@ -337,7 +358,12 @@ function agentService(
       retries: 3,
       startPeriod: '20s',
     }),
-    volumes: [{ type: 'bind', source: DOCKER_SOCKET, target: DOCKER_SOCKET, read_only: false }],
+    // The socket is root's (srw-rw---- root:docker): the agent, root in its
+    // container, reaches it as its owner, with no capability at all.
+    volumes: [
+      { type: 'bind', source: DOCKER_SOCKET, target: DOCKER_SOCKET, read_only: false },
+      ...run.tmpfs,
+    ],
     secrets: [secretRef('postgres_password')],
     networks: ['ingress', 'data'],
     deploy: deploy('agent', { mode: 'global' }),
@@ -349,25 +375,35 @@ const AGENT_HEALTH =
   "fetch('http://127.0.0.1:8080/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))";
 
 /**
- * Redis start: the password goes from the secret file into a config file
- * (umask 077) through shell builtins only, so it never shows in any argv.
- * Init generates passwords without `"` or `\`, which redis.conf would unquote.
+ * Redis start, as the image's `redis` user (see `hardening`): the password
+ * goes from the secret file into a config file on the /tmp tmpfs (umask 077)
+ * through shell builtins only, so it never shows in any argv. Init generates
+ * passwords without `"` or `\`, which redis.conf would unquote.
+ *
+ * Stacks rendered before the hardening started redis through `sh`, which the
+ * image's entrypoint does not step down from root for, so an old volume holds
+ * root's files the redis user cannot open: the start says so, with the one
+ * command that fixes it, instead of failing on the first file.
  */
-const REDIS_START = [
-  'umask 077',
-  `IFS= read -r pw < ${SECRET_FILES.redisPassword} || [ -n "$pw" ] || { echo "redis: empty password secret" >&2; exit 1; }`,
-  `printf 'requirepass "%s"\\n' "$pw" > /tmp/redis.conf`,
-  'unset pw',
-  'exec redis-server /tmp/redis.conf --appendonly yes --dir /data --bind 0.0.0.0 --protected-mode no',
-].join('\n');
+function redisStart(model: StackModel): string {
+  const volume = `${model.name}_redis_data`;
+  const fix = `docker run --rm -u 0 -v ${volume}:/data ${model.redis.image} chown -R redis:redis /data`;
+  return [
+    'umask 077',
+    'other=$(find /data -mindepth 1 -maxdepth 1 ! -user "$(id -u)" | head -n 1)',
+    `[ -z "$other" ] || { echo "redis: $other belongs to another user (redis ran as root before); once, on this node: ${fix}" >&2; exit 1; }`,
+    `IFS= read -r pw < ${SECRET_FILES.redisPassword} || [ -n "$pw" ] || { echo "redis: empty password secret" >&2; exit 1; }`,
+    `printf 'requirepass "%s"\\n' "$pw" > /tmp/redis.conf`,
+    'unset pw',
+    'exec redis-server /tmp/redis.conf --appendonly yes --dir /data --bind 0.0.0.0 --protected-mode no',
+  ].join('\n');
+}
 
 /** Redis health: the password reaches redis-cli through REDISCLI_AUTH, never `-a`. */
 const REDIS_PING = `IFS= read -r REDISCLI_AUTH < ${SECRET_FILES.redisPassword} || [ -n "$REDISCLI_AUTH" ]; export REDISCLI_AUTH; [ "$(redis-cli -h 127.0.0.1 ping)" = PONG ]`;
 
 /** How often, and how patiently, healthchecks run on a given engine. */
 export interface HealthCadence {
-  /** Compose file format: `start_interval` is in the schema from 3.12 on. */
-  readonly composeVersion: '3.8' | '3.12';
   readonly interval: string;
   readonly timeout: string;
   /** Multiplies a spec's retries (counted at the steady 10 s cadence). */
@@ -390,37 +426,172 @@ export interface HealthCadence {
  *   as they were. The key needs compose format 3.12 (docker CLI 25.0+):
  *   `docker stack config` rejects it under 3.8–3.11 ("Additional property
  *   start_interval is not allowed"), and a 20.10 CLI rejects 3.12 itself, hence
- *   the version switch.
+ *   the format switch (see `engineProfile`).
  * - Older engines (Debian's 20.10): one interval for the container's whole
  *   life, so it has to be short: 2 s, timeout 2 s (≤ interval), retries × 5 so
  *   retries × interval keeps the previous tolerance.
  */
 export function healthCadence(engine: string | undefined): HealthCadence {
   if (engineAtLeast(engine, [25, 0, 1])) {
-    return {
-      composeVersion: '3.12',
-      interval: '10s',
-      timeout: '5s',
-      retriesScale: 1,
-      startInterval: '1s',
-    };
+    return { interval: '10s', timeout: '5s', retriesScale: 1, startInterval: '1s' };
   }
-  return { composeVersion: '3.8', interval: '2s', timeout: '2s', retriesScale: 5 };
+  return { interval: '2s', timeout: '2s', retriesScale: 5 };
 }
 
-/** `20.10.24`, `20.10.24+dfsg1`, `27.3.1`, `28.0.0-rc.1`…; anything else reads as too old. */
+/** What one engine (and the docker client of its release, on the manager) honours in a stack file. */
+export interface EngineProfile {
+  /**
+   * Compose file format: 3.12 where `start_interval` works (25.0.1+); else
+   * 3.9 where the PIDs limit does (20.10+: `deploy.resources.limits.pids` is
+   * in the schema from 3.9 on, and the 3.8 schema rejects it); else 3.8.
+   */
+  readonly composeVersion: '3.8' | '3.9' | '3.12';
+  readonly cadence: HealthCadence;
+  /**
+   * `cap_drop`/`cap_add`, `ulimits` and `deploy.resources.limits.pids` reach
+   * the tasks: Engine API 1.41 (Engine 20.10.0) added CapabilityAdd/Drop and
+   * Ulimits to the ContainerSpec and Pids to the task's limits, and docker
+   * CLI 20.10.0 converts the compose keys (earlier clients print "Ignoring
+   * unsupported options: cap_add, cap_drop, ulimits"; a manager strips the
+   * fields from a client below API 1.41). `read_only`, `user` and tmpfs
+   * mounts need nothing newer than any engine that runs compose 3.8.
+   */
+  readonly runtimeLimits: boolean;
+}
+
+/**
+ * The stack form for an engine version (the oldest node's). Unknown or
+ * unparseable: 20.10's, the oldest supported engine (Debian 12's docker.io),
+ * so `stack render` without a host shows what a 20.10 cluster gets. A known
+ * engine before 20.10 gets 3.8 without the limits it would only drop.
+ */
+export function engineProfile(engine: string | undefined): EngineProfile {
+  const cadence = healthCadence(engine);
+  const runtimeLimits = parseEngine(engine) === undefined || engineAtLeast(engine, [20, 10, 0]);
+  const composeVersion = cadence.startInterval ? '3.12' : runtimeLimits ? '3.9' : '3.8';
+  return { composeVersion, cadence, runtimeLimits };
+}
+
+/** `20.10.24`, `20.10.24+dfsg1`, `27.3.1`, `28.0.0-rc.1`…; anything else is undefined. */
+function parseEngine(engine: string | undefined): [number, number, number] | undefined {
+  const m = /^v?(\d+)\.(\d+)(?:\.(\d+))?/.exec(engine?.trim() ?? '');
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)] : undefined;
+}
+
+/** The engine is at least `min`; an unparseable version reads as too old. */
 function engineAtLeast(
   engine: string | undefined,
   min: readonly [number, number, number],
 ): boolean {
-  const m = /^v?(\d+)\.(\d+)(?:\.(\d+))?/.exec(engine?.trim() ?? '');
-  if (!m) return false;
-  const version = [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)];
+  const version = parseEngine(engine);
+  if (!version) return false;
   for (const [i, part] of version.entries()) {
     const floor = min[i] ?? 0;
     if (part !== floor) return part > floor;
   }
   return true;
+}
+
+const MiB = 1024 * 1024;
+// No `ulimits` (CIS Docker 5.19): a container's RLIMIT_NOFILE cannot exceed
+// the hard limit dockerd itself runs with, and where that is lower than the
+// value asked (20000 on the lab's machine; whatever LimitNOFILE a distribution
+// sets) every task fails to start ("error setting rlimit type 7"). The
+// daemon's default is the safe one.
+
+/**
+ * How one service runs (README, Security), beyond its image's defaults.
+ * Sources: the official images' Dockerfiles and entrypoints
+ * (docker-library/postgres, docker-library/redis, caddyserver/caddy-docker,
+ * traefik/traefik-library-image) and cluster-cli's own agent.
+ */
+export interface Hardening {
+  /** The image's own unprivileged user, by name (resolved in the image's /etc/passwd). */
+  readonly user?: string;
+  readonly readOnly: boolean;
+  /** Where a read-only service writes besides its volumes: a tmpfs (nosuid, nodev, noexec), size in bytes. */
+  readonly tmpfs: readonly { readonly target: string; readonly size: number }[];
+  /** `ALL`, then `capAdd` keeps only those; or the few dropped from Docker's default set. */
+  readonly capDrop: readonly string[];
+  readonly capAdd: readonly string[];
+  /** Processes and threads of the container (the pids cgroup counts both). */
+  readonly pids: number;
+}
+
+const TMP = { target: '/tmp', size: 16 * MiB } as const;
+
+/**
+ * - proxy: root in the image, binds 80/443: NET_BIND_SERVICE only (the
+ *   official Caddy binary also carries it as a file capability, which execve
+ *   refuses when the bounding set lacks it). Writes its volumes only.
+ * - app: a user's image, so conservative: Docker's default capabilities minus
+ *   those a web app has no use for (raw sockets, device nodes, file
+ *   capabilities, chroot); read-only only when cluster.yaml says so.
+ * - postgres, redis: the images' own users (postgres, redis), which the
+ *   official entrypoints support without their root step-down: no capability
+ *   at all. PostgreSQL writes its socket and lock to /var/run/postgresql.
+ * - agent: root, talks to the root-owned Docker socket as its owner: no capability.
+ */
+export function hardening(role: Role, model: StackModel): Hardening {
+  switch (role) {
+    case 'proxy':
+      return {
+        readOnly: true,
+        tmpfs: [TMP],
+        capDrop: ['ALL'],
+        capAdd: ['NET_BIND_SERVICE'],
+        pids: 512,
+      };
+    case 'app':
+      return {
+        readOnly: model.app.readOnly,
+        tmpfs: model.app.readOnly
+          ? model.app.tmpfs.map((target) => ({ target, size: 64 * MiB }))
+          : [],
+        capDrop: ['MKNOD', 'NET_RAW', 'SETFCAP', 'SYS_CHROOT'],
+        capAdd: [],
+        pids: 2048,
+      };
+    case 'postgres':
+      return {
+        user: 'postgres',
+        readOnly: true,
+        tmpfs: [{ target: '/var/run/postgresql', size: 1 * MiB }, TMP],
+        capDrop: ['ALL'],
+        capAdd: [],
+        pids: 512,
+      };
+    case 'redis':
+      return {
+        user: 'redis',
+        readOnly: true,
+        tmpfs: [TMP],
+        capDrop: ['ALL'],
+        capAdd: [],
+        pids: 256,
+      };
+    case 'agent':
+      return { readOnly: true, tmpfs: [TMP], capDrop: ['ALL'], capAdd: [], pids: 256 };
+  }
+}
+
+/** A service's hardening as compose keys (those the engine honours) and its tmpfs mounts. */
+interface Runtime {
+  readonly options: Obj;
+  readonly tmpfs: Obj[];
+}
+
+function runtime(h: Hardening, profile: EngineProfile): Runtime {
+  const limits = profile.runtimeLimits;
+  return {
+    options: {
+      ...(h.user ? { user: h.user } : {}),
+      ...(h.readOnly ? { read_only: true } : {}),
+      ...(limits && h.capDrop.length ? { cap_drop: [...h.capDrop] } : {}),
+      ...(limits && h.capAdd.length ? { cap_add: [...h.capAdd] } : {}),
+    },
+    tmpfs: h.tmpfs.map((t) => ({ type: 'tmpfs', target: t.target, tmpfs: { size: t.size } })),
+  };
 }
 
 function healthcheck(spec: HealthcheckSpec, cadence: HealthCadence): ComposeHealthcheck {
@@ -434,9 +605,13 @@ function healthcheck(spec: HealthcheckSpec, cadence: HealthCadence): ComposeHeal
   };
 }
 
-function resources(r: Resources): Obj {
+function resources(r: Resources, pids: number | undefined): Obj {
   return {
-    limits: { cpus: String(r.limits.cpus), memory: r.limits.memory },
+    limits: {
+      cpus: String(r.limits.cpus),
+      memory: r.limits.memory,
+      ...(pids === undefined ? {} : { pids }),
+    },
     reservations: { memory: r.reservations.memory },
   };
 }

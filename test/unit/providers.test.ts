@@ -244,6 +244,13 @@ describe('caddy', () => {
     await expect(file?.content).toMatchFileSnapshot(`./__snapshots__/caddy-${name}.Caddyfile`);
   });
 
+  it('internal CA: never installs its root into the read-only container (skip_install_trust)', () => {
+    for (const name of TLS_NAMES) {
+      const text = renderCaddyfile(model(CC(name)));
+      expect(text.includes('\tskip_install_trust\n'), name).toBe(name === 'internal');
+    }
+  });
+
   it('keeps the admin API on loopback', () => {
     const m = model(CC('acme'));
     expect(proxyProvider('caddy').id).toBe('caddy');
@@ -352,7 +359,10 @@ describe.skipIf(!caddyPresent)(`caddy adapt --validate (${CADDY})`, () => {
       expect(dash).toContain('"handler":"authentication"');
       expect(dash).toContain('"username":"admin"');
     }
-    if (name === 'internal') expect(issuers).toEqual([{ module: 'internal' }]);
+    if (name === 'internal') {
+      expect(issuers).toEqual([{ module: 'internal' }]);
+      expect(json.apps.pki.certificate_authorities.local.install_trust).toBe(false);
+    }
     if (name === 'acme') {
       expect(issuers).toContainEqual({ email: 'admin@example.com', module: 'acme' });
     }

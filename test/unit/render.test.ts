@@ -1,11 +1,17 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { Config, type ConfigInput } from '../../src/config/schema.js';
 import { UserError } from '../../src/core/errors.js';
 import { buildStackModel, type LiveSecrets } from '../../src/stack/model.js';
-import { healthCadence, renderStack } from '../../src/stack/render.js';
-import { dockerCliAvailable, dockerStackConfig } from '../helpers/docker-stack-config.js';
+import { engineProfile, healthCadence, renderStack } from '../../src/stack/render.js';
+import {
+  docker2010Available,
+  dockerCliAvailable,
+  dockerStackConfig,
+  dockerStackLoad,
+} from '../helpers/docker-stack-config.js';
 
 const base = {
   domain: 'app.example.com',
@@ -46,6 +52,8 @@ function render(input: ConfigInput, engine?: string) {
 const OLD_ENGINE = '20.10.24';
 const NEW_ENGINE = '27.3.1';
 const ENGINES = [OLD_ENGINE, NEW_ENGINE] as const;
+/** Before Engine API 1.41: no capabilities, ulimits or PIDs limit for services. */
+const PRE_2010_ENGINE = '19.03.15';
 
 /** Every service with a healthcheck: the app gets one from the config. */
 const checked = (proxy: ConfigInput['proxy'] = {}): ConfigInput => ({
@@ -79,6 +87,42 @@ const SEED = {
 } as const;
 const BYTES = { '64M': 67108864, '128M': 134217728, '256M': 268435456, '512M': 536870912 } as const;
 const ROLES = ['proxy', 'app', 'postgres', 'redis'] as const;
+const MIB = 1024 * 1024;
+const tmpfs = (target: string, size: number) => ({ type: 'tmpfs', target, tmpfs: { size } });
+
+/**
+ * What each service runs with (README, Security). The app keeps Docker's
+ * default capabilities minus four, and is read-only only on request.
+ */
+const HARDENED = {
+  proxy: { user: undefined, capDrop: ['ALL'], capAdd: ['NET_BIND_SERVICE'], pids: 512 },
+  app: {
+    user: undefined,
+    capDrop: ['MKNOD', 'NET_RAW', 'SETFCAP', 'SYS_CHROOT'],
+    capAdd: undefined,
+    pids: 2048,
+  },
+  postgres: { user: 'postgres', capDrop: ['ALL'], capAdd: undefined, pids: 512 },
+  redis: { user: 'redis', capDrop: ['ALL'], capAdd: undefined, pids: 256 },
+  agent: { user: undefined, capDrop: ['ALL'], capAdd: undefined, pids: 256 },
+} as const;
+type HardenedRole = keyof typeof HARDENED;
+
+/** cluster-cli's agent with the cluster's own certificates: every service there is. */
+const withAgent: ConfigInput = {
+  ...base,
+  proxy: { provider: 'caddy', tls: 'acme' },
+  ssl: { acme: 'cluster' },
+  agent: { image: 'cluster-cli:dev' },
+};
+
+/** test/fixtures/lab.cluster.yaml as init completes it: what the lab deploys. */
+function labInput(): ConfigInput {
+  const preset = parse(
+    readFileSync(new URL('../fixtures/lab.cluster.yaml', import.meta.url), 'utf8'),
+  ) as ConfigInput;
+  return { ...preset, ...labelled, proxy: preset.proxy, networks: preset.networks };
+}
 
 describe('renderStack snapshots', () => {
   it.each(NAMES)('%s', async (name) => {
@@ -111,7 +155,7 @@ describe('healthcheck cadence per engine', () => {
   ])('engine %s: start_interval %s', (engine, expected) => {
     const c = healthCadence(engine);
     expect(c.startInterval !== undefined).toBe(expected);
-    expect(c.composeVersion).toBe(expected ? '3.12' : '3.8');
+    expect(engineProfile(engine).composeVersion).toBe(expected ? '3.12' : '3.9');
   });
 
   it.each(ENGINES)(
@@ -132,9 +176,9 @@ describe('healthcheck cadence per engine', () => {
     },
   );
 
-  it(`engine ${OLD_ENGINE}: a short steady interval, retries scaled, format 3.8`, () => {
+  it(`engine ${OLD_ENGINE}: a short steady interval, retries scaled, format 3.9`, () => {
     const doc = parse(render(checked(), OLD_ENGINE).yaml);
-    expect(doc.version).toBe('3.8');
+    expect(doc.version).toBe('3.9');
     for (const role of ROLES) {
       const h = doc.services[role].healthcheck;
       expect(h, role).toMatchObject({
@@ -170,7 +214,13 @@ describe('healthcheck cadence per engine', () => {
 describe('renderStack semantics', () => {
   it.each(NAMES)('%s: seed resource limits and reservations on every service', (name) => {
     const svc = services(render(CASES[name]).yaml);
-    for (const role of ROLES) expect(svc[role].deploy.resources, role).toEqual(SEED[role]);
+    for (const role of ROLES) {
+      const seed = SEED[role];
+      expect(svc[role].deploy.resources, role).toEqual({
+        ...seed,
+        limits: { ...seed.limits, pids: HARDENED[role].pids },
+      });
+    }
   });
 
   it('single host: proxy on managers, data services pinned to the first manager', () => {
@@ -333,17 +383,22 @@ describe('renderStack semantics', () => {
     expect(Object.keys(traefik.volumes)).toEqual(['proxy_data', 'postgres_data', 'redis_data']);
     expect(traefik.services.postgres.volumes).toEqual([
       { type: 'volume', source: 'postgres_data', target: '/var/lib/postgresql/data' },
+      tmpfs('/var/run/postgresql', MIB),
+      tmpfs('/tmp', 16 * MIB),
     ]);
     expect(traefik.services.redis.volumes).toEqual([
       { type: 'volume', source: 'redis_data', target: '/data' },
+      tmpfs('/tmp', 16 * MIB),
     ]);
     expect(traefik.services.proxy.volumes).toEqual([
       { type: 'volume', source: 'proxy_data', target: '/data' },
+      tmpfs('/tmp', 16 * MIB),
     ]);
     const caddy = parse(render(CASES['caddy-internal']).yaml);
     expect(caddy.services.proxy.volumes).toEqual([
       { type: 'volume', source: 'proxy_data', target: '/data' },
       { type: 'volume', source: 'proxy_config', target: '/config' },
+      tmpfs('/tmp', 16 * MIB),
     ]);
     expect(Object.keys(caddy.volumes)).toContain('proxy_config');
   });
@@ -393,13 +448,159 @@ describe('renderStack semantics', () => {
     const b = render(CASES['caddy-acme-server']);
     expect([b.yaml, b.configs, b.revisions]).toEqual([a.yaml, a.configs, a.revisions]);
     expect(a.yaml.startsWith('# Rendered by cluster-cli — do not edit;')).toBe(true);
-    expect(parse(a.yaml).version).toBe('3.8');
+    expect(parse(a.yaml).version).toBe('3.9');
   });
 
   it('app env from the config follows the platform variables', () => {
     const env = services(render({ ...base, app: { env: { ZED: '1', ALPHA: 'x' } } }).yaml).app
       .environment;
     expect(Object.keys(env).slice(-2)).toEqual(['ALPHA', 'ZED']);
+  });
+});
+
+describe('hardening per engine', () => {
+  it.each([
+    [undefined, '3.9', true],
+    ['not-a-version', '3.9', true],
+    ['18.09.1', '3.8', false],
+    [PRE_2010_ENGINE, '3.8', false],
+    ['20.10.0', '3.9', true],
+    [OLD_ENGINE, '3.9', true],
+    ['20.10.24+dfsg1', '3.9', true],
+    ['24.0.7', '3.9', true],
+    ['25.0.0', '3.9', true],
+    ['25.0.1', '3.12', true],
+    [NEW_ENGINE, '3.12', true],
+    ['28.2.2', '3.12', true],
+  ] as const)(
+    'engine %s: format %s, capabilities/ulimits/PIDs limit %s',
+    (engine, format, limits) => {
+      const p = engineProfile(engine);
+      expect(p.composeVersion).toBe(format);
+      expect(p.runtimeLimits).toBe(limits);
+    },
+  );
+
+  it.each([OLD_ENGINE, NEW_ENGINE])(
+    'engine %s: every service as tight as it runs (user, read-only, capabilities, PIDs)',
+    (engine) => {
+      const doc = parse(render(withAgent, engine).yaml);
+      const svc = doc.services as Record<HardenedRole, Any>;
+      expect(Object.keys(svc)).toEqual(['proxy', 'app', 'postgres', 'redis', 'agent']);
+      for (const role of Object.keys(HARDENED) as HardenedRole[]) {
+        const want = HARDENED[role];
+        const s = svc[role];
+        expect(s.user, role).toBe(want.user);
+        expect(s.read_only, role).toBe(role === 'app' ? undefined : true);
+        expect(s.cap_drop, role).toEqual(want.capDrop);
+        expect(s.cap_add, role).toEqual(want.capAdd);
+        expect(s.deploy.resources.limits.pids, role).toBe(want.pids);
+        // never: a limit above dockerd's own hard limit stops every task from starting
+        expect(s.ulimits, role).toBeUndefined();
+        // Never a key `docker stack deploy` ignores: security_opt is warned about and
+        // dropped, the service-level `tmpfs:` silently dropped (tmpfs mounts instead).
+        expect(s.security_opt, role).toBeUndefined();
+        expect(s.tmpfs, role).toBeUndefined();
+        expect(s.privileged, role).toBeUndefined();
+      }
+      // The proxy's, the databases' and the agent's writable places besides their volumes.
+      const tmpfsOf = (role: HardenedRole) =>
+        (svc[role].volumes ?? []).filter((v: Any) => v.type === 'tmpfs').map((v: Any) => v.target);
+      expect(tmpfsOf('proxy')).toEqual(['/tmp']);
+      expect(tmpfsOf('app')).toEqual([]);
+      expect(tmpfsOf('postgres')).toEqual(['/var/run/postgresql', '/tmp']);
+      expect(tmpfsOf('redis')).toEqual(['/tmp']);
+      expect(tmpfsOf('agent')).toEqual(['/tmp']);
+      for (const role of Object.keys(HARDENED) as HardenedRole[]) {
+        for (const v of svc[role].volumes ?? []) {
+          if (v.type === 'tmpfs') expect(v.tmpfs.size, `${role} ${v.target}`).toBeGreaterThan(0);
+        }
+      }
+    },
+  );
+
+  it(`engine ${PRE_2010_ENGINE}: format 3.8, read-only and users kept, no key it would drop`, () => {
+    const doc = parse(render(withAgent, PRE_2010_ENGINE).yaml);
+    expect(doc.version).toBe('3.8');
+    for (const [role, s] of Object.entries(doc.services as Record<HardenedRole, Any>)) {
+      expect(s.read_only, role).toBe(role === 'app' ? undefined : true);
+      expect(s.user, role).toBe(HARDENED[role as HardenedRole].user);
+      expect(s.cap_drop, role).toBeUndefined();
+      expect(s.cap_add, role).toBeUndefined();
+      expect(s.ulimits, role).toBeUndefined();
+      expect(s.deploy.resources.limits.pids, role).toBeUndefined();
+    }
+    expect(doc.services.postgres.volumes.map((v: Any) => v.target)).toContain(
+      '/var/run/postgresql',
+    );
+  });
+
+  it('no engine renders the 20.10 form (the oldest supported engine)', () => {
+    expect(render(withAgent).yaml).toBe(render(withAgent, OLD_ENGINE).yaml);
+  });
+
+  it('app: read-only only on request, with a tmpfs at each path it writes', () => {
+    const plain = services(render(base).yaml).app;
+    expect(plain.read_only).toBeUndefined();
+    expect(plain.volumes).toBeUndefined();
+    const ro = services(
+      render({ ...base, app: { readOnly: true, tmpfs: ['/tmp', '/var/cache/nginx', '/var/run'] } })
+        .yaml,
+    ).app;
+    expect(ro.read_only).toBe(true);
+    expect(ro.volumes).toEqual([
+      tmpfs('/tmp', 64 * MIB),
+      tmpfs('/var/cache/nginx', 64 * MIB),
+      tmpfs('/var/run', 64 * MIB),
+    ]);
+    expect(services(render({ ...base, app: { readOnly: true } }).yaml).app.volumes).toEqual([
+      tmpfs('/tmp', 64 * MIB),
+    ]);
+    // The paths are checked like every other setting.
+    for (const bad of ['/', 'tmp', '/a/../b', '/tmp/']) {
+      expect(() => Config.parse({ ...base, app: { readOnly: true, tmpfs: [bad] } }), bad).toThrow();
+    }
+    expect(() => Config.parse({ ...base, app: { tmpfs: ['/tmp', '/tmp'] } })).toThrow();
+  });
+
+  it('redis writes only where it can: its config on the /tmp tmpfs, its data in the volume', () => {
+    const redis = services(render(base).yaml).redis;
+    const script: string = redis.command[2];
+    const writable = redis.volumes.map((v: Any) => v.target as string);
+    const written = [...script.matchAll(/>\s*(\/[^\s;]+)/g)].map((m) => m[1] as string);
+    expect(written).toEqual(['/tmp/redis.conf']);
+    for (const path of written) {
+      expect(writable.some((w: string) => path.startsWith(`${w}/`))).toBe(true);
+    }
+    expect(script).toContain('--dir /data');
+    expect(writable).toContain('/data');
+  });
+
+  it('redis refuses a volume the old root-run redis left, naming the fix', () => {
+    const script: string = services(render(base).yaml).redis.command[2];
+    const lines = script.split('\n');
+    // As written in the file: `$$` is compose's literal `$`.
+    expect(lines[1]).toBe(
+      'other=$$(find /data -mindepth 1 -maxdepth 1 ! -user "$$(id -u)" | head -n 1)',
+    );
+    expect(lines[2]).toContain(
+      'docker run --rm -u 0 -v platform_redis_data:/data redis:7-alpine chown -R redis:redis /data',
+    );
+    expect(lines[2]).toMatch(/exit 1; }$/);
+  });
+
+  it('hardening changes every revision once; the engine form is part of it', () => {
+    const a = render(base, OLD_ENGINE).revisions;
+    const b = render(base, PRE_2010_ENGINE).revisions;
+    for (const role of ROLES) expect(a[role], role).not.toBe(b[role]);
+  });
+
+  it(`the lab's cluster.yaml on engine ${OLD_ENGINE} (snapshot): every service read-only`, async () => {
+    const r = render(labInput(), OLD_ENGINE);
+    await expect(r.yaml).toMatchFileSnapshot('./__snapshots__/stack-lab-engine-20.10.yml');
+    const svc = services(r.yaml);
+    for (const role of ROLES) expect(svc[role].read_only, role).toBe(true);
+    expect(svc.app.volumes).toEqual([tmpfs('/tmp', 64 * MIB)]);
   });
 });
 
@@ -450,7 +651,7 @@ describe.skipIf(!dockerCliAvailable())('docker stack config (docker client, offl
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const doc = parse(r.stdout);
-    expect(doc.version).toBe(engine === NEW_ENGINE ? '3.12' : '3.8');
+    expect(doc.version).toBe(engine === NEW_ENGINE ? '3.12' : '3.9');
     for (const role of ROLES) {
       const h = doc.services[role].healthcheck;
       if (engine === NEW_ENGINE) {
@@ -468,7 +669,10 @@ describe.skipIf(!dockerCliAvailable())('docker stack config (docker client, offl
   it('format 3.8 rejects start_interval (why a new engine gets 3.12)', () => {
     const yaml = render(base, NEW_ENGINE).yaml;
     expect(yaml).toContain('version: "3.12"');
-    const r = dockerStackConfig(yaml.replace('version: "3.12"', 'version: "3.8"'));
+    // (without the PIDs limit, which 3.8 rejects as well: see below)
+    const r = dockerStackConfig(
+      yaml.replace('version: "3.12"', 'version: "3.8"').replace(/^ +pids: \d+\n/gm, ''),
+    );
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/start_interval is not allowed/);
   });
@@ -479,7 +683,73 @@ describe.skipIf(!dockerCliAvailable())('docker stack config (docker client, offl
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/stop_grace/);
   });
+
+  it.each([PRE_2010_ENGINE, OLD_ENGINE, NEW_ENGINE])(
+    'engine %s: the hardened stack is accepted and normalised with every limit intact',
+    (engine) => {
+      for (const input of [withAgent, checked({ provider: 'traefik' }), labInput()]) {
+        const yaml = render(input, engine).yaml;
+        const r = dockerStackConfig(yaml);
+        expect(r.stderr).toBe('');
+        expect(r.status).toBe(0);
+        const out = parse(r.stdout).services as Record<string, Any>;
+        const mine = parse(yaml).services as Record<string, Any>;
+        for (const [role, s] of Object.entries(mine)) {
+          const n = out[role];
+          expect(n.user, role).toBe(s.user);
+          expect(n.read_only, role).toBe(s.read_only);
+          expect(n.cap_drop, role).toEqual(s.cap_drop);
+          expect(n.cap_add, role).toEqual(s.cap_add);
+          expect(n.ulimits, role).toEqual(s.ulimits);
+          expect(n.deploy.resources.limits.pids, role).toBe(s.deploy.resources.limits.pids);
+          const mounts = (x: Any) => (x.volumes ?? []).filter((v: Any) => v.type === 'tmpfs');
+          expect(mounts(n), role).toEqual(mounts(s));
+        }
+      }
+    },
+  );
+
+  it('format 3.8 rejects the PIDs limit (why 20.10 gets 3.9)', () => {
+    const yaml = render(base, OLD_ENGINE).yaml;
+    expect(yaml).toContain('version: "3.9"');
+    const r = dockerStackConfig(yaml.replace('version: "3.9"', 'version: "3.8"'));
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/Additional property pids is not allowed/);
+  });
 });
+
+describe.skipIf(!docker2010Available())(
+  "Debian 12's docker 20.10 client (the lab's; no `stack config`, so `stack deploy` to no daemon)",
+  () => {
+    it.each([undefined, PRE_2010_ENGINE, OLD_ENGINE, '24.0.7', '25.0.0'])(
+      'engine %s: every stack loads with no option ignored',
+      (engine) => {
+        for (const input of [withAgent, checked({ provider: 'traefik' }), labInput()]) {
+          const r = dockerStackLoad(render(input, engine).yaml);
+          expect(r.messages).toBe('');
+          expect(r.loaded).toBe(true);
+        }
+      },
+    );
+
+    it('the check is real: it reports an ignored option, a 3.8 PIDs limit and format 3.12', () => {
+      const yaml = render(base, OLD_ENGINE).yaml;
+      const ignored = dockerStackLoad(
+        yaml.replace(
+          '    read_only: true\n',
+          '    read_only: true\n    security_opt: [no-new-privileges]\n',
+        ),
+      );
+      expect(ignored.messages).toMatch(/Ignoring unsupported options: security_opt/);
+      const pids = dockerStackLoad(yaml.replace('version: "3.9"', 'version: "3.8"'));
+      expect(pids.loaded).toBe(false);
+      expect(pids.messages).toMatch(/Additional property pids is not allowed/);
+      const newer = dockerStackLoad(render(base, NEW_ENGINE).yaml);
+      expect(newer.loaded).toBe(false);
+      expect(newer.messages).toMatch(/unsupported Compose file version: 3\.12/);
+    });
+  },
+);
 
 describe('per-service revisions and cluster-owned certificates', () => {
   const cluster: ConfigInput = {
@@ -548,6 +818,7 @@ describe('per-service revisions and cluster-owned certificates', () => {
         target: '/var/run/docker.sock',
         read_only: false,
       },
+      tmpfs('/tmp', 16 * MIB),
     ]);
     expect(agent.environment.PGPASSWORD_FILE).toBe('/run/secrets/postgres_password');
     // The proxy never gets the socket.

@@ -51,6 +51,10 @@ export function renderCaddyfile(model: StackModel): string {
     global.push(`email ${word(model.acme.email)}`);
     if (model.acme.directory !== LETS_ENCRYPT) global.push(`acme_ca ${word(model.acme.directory)}`);
   }
+  // Caddy's own CA: its root stays in /data. Installing it into the container's
+  // trust store would write to the read-only root filesystem (Caddy only logs
+  // the failure), and nothing in the container needs to trust it.
+  if (state === 'internal') global.push('skip_install_trust');
   // The cluster's own sites spell out every redirect and certificate.
   if (state === 'off' || state === 'cluster' || state === 'cluster-pending') {
     global.push('auto_https off');
