@@ -207,7 +207,9 @@ describe('cluster-cli firewall', () => {
     expect(t.stdout).toContain('Load the firewall rules on node2');
     expect(t.stdout).not.toMatch(/Load the firewall rules on node[13]/);
     // node1 and node3 are still members in the rules node2 gets
-    expect(t.stdout).toMatch(/node1: 203\.0\.113\.11, 10\.0\.0\.1\n {2}node2: .*\n {2}node3: 10\.0\.0\.3/);
+    expect(t.stdout).toMatch(
+      /node1: 203\.0\.113\.11, 10\.0\.0\.1\n {2}node2: .*\n {2}node3: 10\.0\.0\.3/,
+    );
     expect(t.writes).toEqual([]);
   });
 
