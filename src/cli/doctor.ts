@@ -24,6 +24,7 @@ import { formatTable } from '../ui/table.js';
 import { type ClusterHandle, cfgFlag, hostTarget, openCluster, renderedFor } from './cluster.js';
 import { connectSession, type SshFlags } from './connect.js';
 import type { Ctx } from './context.js';
+import type { DoctorHaOpts } from './doctor-ha.js';
 import { desiredRules, swarmAddresses } from './firewall.js';
 import {
   closeAll,
@@ -33,17 +34,10 @@ import {
   runPipeline,
 } from './pipeline.js';
 
-export interface DoctorOpts extends SshFlags, PipelineFlags {
-  config: string;
+/** doctor's flags: its own, and --ha's (the HA checklist, run for real: src/cli/doctor-ha.ts). */
+export interface DoctorOpts extends DoctorHaOpts {
   /** Remove the stale configs (through the shared pipeline: plan, confirm, apply). */
   prune?: boolean;
-  /** The HA checklist, run for real (src/cli/doctor-ha.ts); its own flags below. */
-  ha?: boolean;
-  report?: string;
-  downSeconds?: string;
-  rescheduleTimeout?: string;
-  rps?: string;
-  check?: string[];
 }
 
 export interface DoctorReport {

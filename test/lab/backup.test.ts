@@ -15,6 +15,7 @@ import { BACKUP_JOB_LABEL, STARTED_BY_LABEL } from '../../src/backup/job.js';
 import {
   dockerOf,
   execIn,
+  formCluster,
   type Lab,
   type LabHost,
   labCli,
@@ -109,25 +110,12 @@ beforeAll(async () => {
   cfg = join(dir, 'cluster.yaml');
   copyFileSync(`${ROOT}test/fixtures/lab.cluster.yaml`, cfg);
   appendFileSync(cfg, 'agent:\n  image: cluster-cli:dev # built by scripts/build-image\n');
-  await ok([
-    'init',
-    '--host',
+  await formCluster(
+    ok,
     target(1),
-    '--domain',
-    'app.lab.test',
-    '--email',
-    'ops@lab.test',
-    '--yes',
-  ]);
-  await ok([
-    'node',
-    'join',
-    `${target(2)},manager`,
-    `${target(3)},manager`,
-    `${target(4)},worker,db=primary`,
-    '--force',
-    '--yes',
-  ]);
+    [`${target(2)},manager`, `${target(3)},manager`, `${target(4)},worker,db=primary`],
+    { joinFlags: ['--force'] },
+  );
 }, 600_000);
 
 afterAll(async () => {

@@ -4,7 +4,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { dockerOf, type Lab, type LabHost, labCli, labHost, ROOT, readLab, wipe } from './lab.js';
+import {
+  dockerOf,
+  formCluster,
+  type Lab,
+  type LabHost,
+  labCli,
+  labHost,
+  ROOT,
+  readLab,
+  wipe,
+} from './lab.js';
 
 /**
  * `doctor --ha` for real on three managers (the proxy on each) and two
@@ -79,24 +89,11 @@ describe('doctor --ha on three managers and two workers', () => {
     dir = mkdtempSync(join(tmpdir(), 'cluster-cli-ha-'));
     cfg = join(dir, 'cluster.yaml');
     copyFileSync(`${ROOT}test/fixtures/lab.cluster.yaml`, cfg);
-    await ok([
-      'init',
-      '--host',
-      target(1),
-      '--domain',
-      'app.lab.test',
-      '--email',
-      'ops@lab.test',
-      '--yes',
-    ]);
-    await ok([
-      'node',
-      'join',
+    await formCluster(ok, target(1), [
       `${target(2)},manager`,
       `${target(3)},manager`,
       `${target(4)},worker`,
       `${target(5)},worker`,
-      '--yes',
     ]);
     // Four app replicas: Swarm spreads the new ones onto the workers, so losing
     // a worker moves a task (and a proxy node going out leaves replicas).

@@ -131,6 +131,21 @@ export function labCli(lab: Lab, cfg: () => string) {
 }
 
 /**
+ * A cluster the way a user forms one: `init` on the first target, then one
+ * `node join` of the others (each `user@host[,role][,k=v]`), with `ok` from labCli.
+ */
+export async function formCluster(
+  ok: (args: string[]) => Promise<CliResult>,
+  first: string,
+  joins: readonly string[],
+  o: { domain?: string; joinFlags?: readonly string[] } = {},
+): Promise<void> {
+  const domain = o.domain ?? 'app.lab.test';
+  await ok(['init', '--host', first, '--domain', domain, '--email', 'ops@lab.test', '--yes']);
+  if (joins.length) await ok(['node', 'join', ...joins, ...(o.joinFlags ?? []), '--yes']);
+}
+
+/**
  * Stop a lab host's dockerd: the node goes down with its tasks (sshd stays).
  * Returns the restart, which waits until the daemon has stopped (a swarm
  * manager's takes ~15 s) and starts it again with `scripts/lab up`.

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   dockerOf,
   execIn,
+  formCluster,
   type Lab,
   type LabHost,
   labCli,
@@ -156,16 +157,12 @@ describe('ssl, users and config on three managers with a real ACME CA', () => {
       cfg,
       `${text.replace('  tls: internal\n', `  tls: internal\n  dashboard: ${DASH} # the admins' view\n`)}agent:\n  image: cluster-cli:dev # built by scripts/build-image\n`,
     );
-    await ok(['init', '--host', target(1), '--domain', APP, '--email', 'ops@lab.test', '--yes']);
-    await ok([
-      'node',
-      'join',
-      `${target(2)},manager`,
-      `${target(3)},manager`,
-      `${target(4)},worker,db=primary`,
-      '--force',
-      '--yes',
-    ]);
+    await formCluster(
+      ok,
+      target(1),
+      [`${target(2)},manager`, `${target(3)},manager`, `${target(4)},worker,db=primary`],
+      { domain: APP, joinFlags: ['--force'] },
+    );
   }, 600_000);
 
   afterAll(async () => {
