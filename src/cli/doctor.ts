@@ -22,17 +22,11 @@ import { probeFirewall } from '../firewall/probe.js';
 import { memberAddresses } from '../firewall/rules.js';
 import { formatTable } from '../ui/table.js';
 import { type ClusterHandle, cfgFlag, hostTarget, openCluster, renderedFor } from './cluster.js';
-import { connectSession, type SshFlags } from './connect.js';
+import { connectSession } from './connect.js';
 import type { Ctx } from './context.js';
 import type { DoctorHaOpts } from './doctor-ha.js';
 import { desiredRules, swarmAddresses } from './firewall.js';
-import {
-  closeAll,
-  type Outcome,
-  type PipelineFlags,
-  ReportedFailure,
-  runPipeline,
-} from './pipeline.js';
+import { closeAll, type Outcome, ReportedFailure, runPipeline } from './pipeline.js';
 
 /** doctor's flags: its own, and --ha's (the HA checklist, run for real: src/cli/doctor-ha.ts). */
 export interface DoctorOpts extends DoctorHaOpts {
