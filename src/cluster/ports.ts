@@ -44,12 +44,30 @@ export function joinPortNeeds(nodes: readonly NodeFacts[]): PortNeed[] {
   return needs;
 }
 
-/** Try every needed port from one host at once (bounded by timeoutS each). */
+/**
+ * Try every needed port from one host at once (bounded by timeoutS each). A
+ * port that gave no answer is tried once more before it counts as filtered:
+ * with many connects at once on a busy host, a SYN and its first retry can
+ * both be lost (seen in the lab); a refused port is a real answer.
+ */
 export async function probePorts(
   exec: Executor,
   from: string,
   needs: readonly PortNeed[],
   timeoutS = 3,
+): Promise<PortResult[]> {
+  const first = await probePortsOnce(exec, from, needs, timeoutS);
+  const silent = first.filter((r) => r.result === 'timeout');
+  if (!silent.length) return first;
+  const again = await probePortsOnce(exec, from, silent, timeoutS);
+  return first.map((r) => (r.result === 'timeout' ? (again.shift() ?? r) : r));
+}
+
+async function probePortsOnce(
+  exec: Executor,
+  from: string,
+  needs: readonly PortNeed[],
+  timeoutS: number,
 ): Promise<PortResult[]> {
   if (needs.length === 0) return [];
   const key = (n: PortNeed) =>
