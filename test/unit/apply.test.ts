@@ -225,3 +225,38 @@ describe('apply', () => {
     expect(r.log).toEqual([]);
   });
 });
+
+describe('a step whose command reports progress', () => {
+  it('its stderr lines reach onStepProgress as they come, and its timeout is honoured', async () => {
+    const { LocalExecutor } = await import('../../src/remote/local.js');
+    // A real process on this machine (no sudo: the test runs as whoever runs it).
+    const exec = new LocalExecutor(false);
+    const session = { exec, docker: () => ({}) as DockerApi, close: async () => {} } as HostSession;
+    const script = cmd(
+      ['sh', '-c', 'echo "waiting: 1" >&2; sleep 0.2; echo "waiting: 2" >&2; echo done'],
+      {
+        progress: true,
+      },
+    );
+    const seen: { line: string; at: number }[] = [];
+    const t0 = performance.now();
+    await apply(
+      { title: 't', steps: [change('s', 'local', 'Wait', [script])] },
+      new Map([['local', session]]),
+      { onStepProgress: (_s, line) => seen.push({ line, at: performance.now() - t0 }) },
+    );
+    expect(seen.map((s) => s.line)).toEqual(['waiting: 1', 'waiting: 2']);
+    // the first line arrived while the command still ran, not at its end
+    expect((seen[1]?.at ?? 0) - (seen[0]?.at ?? 0)).toBeGreaterThan(100);
+
+    const slow = cmd(['sleep', '5'], { timeoutMs: 300 });
+    const started = performance.now();
+    await expect(
+      apply(
+        { title: 't', steps: [change('s', 'local', 'Slow', [slow])] },
+        new Map([['local', session]]),
+      ),
+    ).rejects.toThrow();
+    expect(performance.now() - started).toBeLessThan(3000);
+  });
+});
