@@ -311,7 +311,16 @@ export async function runNodeRemove(
       targets,
       steps: plan.steps,
       warnings: plan.warnings,
-      notes: [...plan.notes, ...notInFile(h, targets, 'nothing to drop from the file')],
+      notes: [
+        ...plan.notes,
+        ...notInFile(h, targets, 'nothing to drop from the file'),
+        // The other nodes' rules still let the removed addresses in until they are reloaded.
+        ...(h.config.firewall.enabled
+          ? [
+              `the firewall of the other nodes still lets ${targets.map((t) => t.hostname).join(', ')} into the swarm ports: cluster-cli firewall apply${cfgFlag(opts)} --yes shuts ${targets.length === 1 ? 'it' : 'them'} out`,
+            ]
+          : []),
+      ],
       nextInput: (done) =>
         removeHosts(
           h.input,

@@ -104,6 +104,7 @@ function harness(opts: { swarm?: boolean; failOn?: string } = {}) {
     nodes,
     writes,
     connected,
+    file: join(cwd, 'cluster.yaml'),
     yaml: () => readFileSync(join(cwd, 'cluster.yaml'), 'utf8'),
     run: async (...argv: string[]) => {
       stdout = '';
@@ -442,6 +443,17 @@ describe('node commands against a fake swarm', () => {
       'node5',
     ]);
     expect(h.stdout).toMatch(/node4 +removed/);
+    // no firewall in cluster.yaml: nothing to say about it
+    expect(h.stdout).not.toContain('firewall');
+  });
+
+  it('node remove with the firewall enabled says the other nodes still let it in, and how to shut it out', async () => {
+    const h = harness({ swarm: true });
+    writeFileSync(h.file, `${h.yaml()}firewall:\n  enabled: true\n`);
+    expect(await h.run('node', 'remove', 'node4', '--yes')).toBe(0);
+    expect(h.stdout).toContain(
+      'note: the firewall of the other nodes still lets node4 into the swarm ports: cluster-cli firewall apply --yes shuts it out',
+    );
   });
 
   it('a failed step stops the rest; cluster.yaml records only the nodes that were done', async () => {
