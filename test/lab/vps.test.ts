@@ -259,13 +259,23 @@ describe('init on a fresh VPS (systemd, no Docker, packages only through the apt
   });
 });
 
-/** Until dpkg runs in the guest (the download is done, packages unpack). */
+/**
+ * Until dpkg unpacks packages in the guest (the download is done). apt also
+ * runs dpkg for a moment at its start (--print-foreign-architectures): only
+ * the --unpack run counts.
+ */
 async function untilInstalling(name: string): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    if (guestPids(name, ['dpkg']).length) return;
-    await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 1200; i++) {
+    for (const pid of guestPids(name, ['dpkg'])) {
+      try {
+        if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('--unpack')) return;
+      } catch {
+        // that dpkg ended meanwhile
+      }
+    }
+    await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`${name}: dpkg never started`);
+  throw new Error(`${name}: dpkg never started unpacking`);
 }
 
 function kill(pid: number): void {
