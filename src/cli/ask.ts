@@ -72,15 +72,26 @@ export function checked(
   return value;
 }
 
-/** `--timeout <seconds>`: absent stays absent; else a whole number from 10 to 3600. */
-export function parseTimeoutFlag(v: string | undefined): number | undefined {
+/** A whole-number flag: absent stays absent; else from min to max, or one clear error. */
+export function parseIntFlag(
+  flag: string,
+  v: string | undefined,
+  min: number,
+  max: number,
+  unit?: string,
+): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 10 || n > 3600)
+  if (!Number.isInteger(n) || n < min || n > max)
     throw new UserError(
-      `--timeout ${JSON.stringify(v)}: must be a whole number of seconds from 10 to 3600`,
+      `${flag} ${JSON.stringify(v)}: must be a whole number${unit ? ` of ${unit}` : ''} from ${min} to ${max}`,
     );
   return n;
+}
+
+/** `--timeout <seconds>`: absent stays absent; else a whole number from 10 to 3600. */
+export function parseTimeoutFlag(v: string | undefined): number | undefined {
+  return parseIntFlag('--timeout', v, 10, 3600, 'seconds');
 }
 
 /** Everything a stream gives until its end, as text (--password-stdin and the like). */

@@ -51,12 +51,12 @@ import { ExitCode, UserError } from '../core/errors.js';
 import type { Executor } from '../core/executor.js';
 import type { HostSession } from '../core/session.js';
 import { sshPortsOf } from '../firewall/rules.js';
-import { confirmOrFail } from './ask.js';
+import { confirmOrFail, parseIntFlag } from './ask.js';
 import { type ClusterHandle, cfgFlag, hostTarget, openCluster } from './cluster.js';
 import { connectSession, type SshFlags } from './connect.js';
 import type { Ctx } from './context.js';
 import { connectedPort } from './firewall.js';
-import { closeAll, type PipelineFlags } from './pipeline.js';
+import { closeAll, firstLine, type PipelineFlags } from './pipeline.js';
 
 /**
  * `cluster-cli doctor --ha`: the HA checklist run for real. It takes nodes
@@ -92,15 +92,8 @@ export interface HaDeps {
 const API_TIMEOUT_MS = 5000;
 const POLL_MS = 1000;
 
-function intFlag(flag: string, v: string | undefined, def: number, min: number, max: number) {
-  if (v === undefined) return def;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new UserError(
-      `${flag} ${JSON.stringify(v)}: must be a whole number from ${min} to ${max}`,
-    );
-  return n;
-}
+const intFlag = (flag: string, v: string | undefined, def: number, min: number, max: number) =>
+  parseIntFlag(flag, v, min, max) ?? def;
 
 export function haSettings(opts: DoctorHaOpts): HaSettings {
   return {
@@ -233,9 +226,6 @@ const listRunningTasks = (api: DockerApi, services: readonly string[]) =>
     API_TIMEOUT_MS,
     'GET /tasks',
   );
-
-const firstLine = (err: unknown) =>
-  (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
 
 async function gather(
   h: ClusterHandle,

@@ -157,7 +157,8 @@ export async function runPipeline(ctx: Ctx, flags: PipelineFlags, op: Operation)
 
 const EMPTY_REPORT: ApplyReport = { timings: [], failed: new Map(), skipped: [], waveMs: {} };
 
-function firstLine(e: unknown): string {
+/** An error's first line, for one-line progress and summaries. */
+export function firstLine(e: unknown): string {
   return (e instanceof Error ? e.message : String(e)).split('\n')[0] ?? '';
 }
 

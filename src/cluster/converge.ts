@@ -332,10 +332,8 @@ async function listNodeViews(api: DockerApi): Promise<NodeView[]> {
 
 async function nodeNames(api: DockerApi): Promise<Map<string, string>> {
   try {
-    const nodes = await api.request<{ ID: string; Description?: { Hostname?: string } }[]>(
-      apiRequest('GET', '/nodes', { readOnly: true }),
-    );
-    return new Map(nodes.map((n) => [n.ID, n.Description?.Hostname ?? n.ID.slice(0, 12)]));
+    const nodes = await listNodeViews(api);
+    return new Map(nodes.map((n) => [n.id, n.name || n.id.slice(0, 12)]));
   } catch {
     return new Map(); // names are a nicety in an error report
   }
