@@ -17,6 +17,10 @@ export async function converge(
       run: async (report) => {
         result = await waitForConvergence(api, {
           ...o,
+          onNotice: (line) => {
+            o.onNotice?.(line);
+            report(line);
+          },
           onUpdate: (states) => {
             const ready = o.services.filter((n) =>
               states.some((s) => s.name === n && s.desired > 0 && s.running === s.desired),

@@ -167,6 +167,53 @@ function eligibleNodes(svc: ApiService, nodes?: readonly NodeView[]): Set<string
   return ids;
 }
 
+/** Swarm's constraint enforcer's words when it takes a task off a node. */
+const ENFORCER_REJECT = /no longer meets constraints/i;
+
+/**
+ * Pure: the tasks of a global service that Swarm's constraint enforcer
+ * rejected on nodes that do meet the service's constraints, with nothing live
+ * on that node to replace them. Seen with Swarm 20.10 right after a leader
+ * election (the new leader briefly judges the managers by a stale view) — and
+ * Swarm does not retry such a task by itself: the node stays without the
+ * service until the service is updated again.
+ */
+export function strandedGlobalTasks(
+  svc: ApiService,
+  tasks: readonly ApiTask[],
+  nodes?: readonly NodeView[],
+): ApiTask[] {
+  if (!svc.Spec.Mode?.Global) return [];
+  const eligible = eligibleNodes(svc, nodes);
+  if (!eligible) return [];
+  const stranded: ApiTask[] = [];
+  for (const id of eligible) {
+    const own = tasks.filter((t) => t.NodeID === id);
+    const live = own.some(
+      (t) => t.DesiredState === 'running' && !TERMINAL_STATES.has(t.Status.State),
+    );
+    if (live) continue;
+    const newest = [...own].sort((a, b) =>
+      (b.UpdatedAt ?? b.CreatedAt ?? '').localeCompare(a.UpdatedAt ?? a.CreatedAt ?? ''),
+    )[0];
+    if (
+      newest?.Status.State === 'rejected' &&
+      ENFORCER_REJECT.test(`${newest.Status.Err ?? ''} ${newest.Status.Message ?? ''}`)
+    )
+      stranded.push(newest);
+  }
+  return stranded;
+}
+
+const TERMINAL_STATES = new Set([
+  'complete',
+  'shutdown',
+  'failed',
+  'rejected',
+  'orphaned',
+  'remove',
+]);
+
 /**
  * How far a manager's clock may lag the one `since` was read from: the leader
  * stamps update and task times, `since` comes from the manager we talk to.
@@ -223,9 +270,10 @@ export async function readServiceStates(
 ): Promise<{
   states: ServiceState[];
   failed: { service: string; why: string }[];
-  /** The raw services and their tasks the states were read from. */
+  /** The raw services, their tasks and (with a global service) the nodes the states were read from. */
   services: ApiService[];
   tasks: ApiTask[];
+  nodes: NodeView[] | undefined;
 }> {
   const services = await listStackServices(api, stack);
   const [tasks, nodes] = services.length
@@ -245,7 +293,7 @@ export async function readServiceStates(
     const why = failedUpdate(s, since);
     return why ? [{ service: s.Spec.Name, why }] : [];
   });
-  return { states, failed, services, tasks };
+  return { states, failed, services, tasks, nodes };
 }
 
 /** The image reference in Docker's `No such image: <ref>[@sha256:…]`, without the digest. */
@@ -347,6 +395,34 @@ export interface WaitOptions {
   /** When the deploy was sent: an update rolled back after this is a failure. */
   readonly since?: Date;
   readonly onUpdate?: (states: readonly ServiceState[]) => void;
+  /** A line on something convergence did besides waiting (a stranded task restarted). */
+  readonly onNotice?: (line: string) => void;
+  /** How long a stranded global task is left before its service is restarted (default 5 s). */
+  readonly strandedGraceMs?: number;
+}
+
+/** How long a stranded global task is left before its service is restarted, and how often at most. */
+const STRANDED_GRACE_MS = 5000;
+const STRANDED_RESTARTS = 2;
+
+/**
+ * Have Swarm place a global service's tasks again (`docker service update
+ * --force`): the only way to get a task the constraint enforcer rejected back
+ * onto its node.
+ */
+async function forceUpdate(api: DockerApi, id: string): Promise<void> {
+  const svc = await api.request<{
+    Version: { Index: number };
+    Spec: { TaskTemplate: { ForceUpdate?: number } };
+  }>(apiRequest('GET', `/services/${id}`, { readOnly: true }));
+  const spec = structuredClone(svc.Spec);
+  spec.TaskTemplate.ForceUpdate = (spec.TaskTemplate.ForceUpdate ?? 0) + 1;
+  await api.request(
+    apiRequest('POST', `/services/${id}/update`, {
+      query: { version: svc.Version.Index, registryAuthFrom: 'spec' },
+      body: spec,
+    }),
+  );
 }
 
 /**
@@ -358,8 +434,14 @@ export interface WaitOptions {
 export async function waitForConvergence(api: DockerApi, o: WaitOptions): Promise<ServiceState[]> {
   const deadline = Date.now() + o.timeoutMs;
   const interval = o.intervalMs ?? 500;
+  const strandedSeen = new Map<string, number>();
+  const restarts = new Map<string, number>();
   for (;;) {
-    const { states, failed, services, tasks } = await readServiceStates(api, o.stack, o.since);
+    const { states, failed, services, tasks, nodes } = await readServiceStates(
+      api,
+      o.stack,
+      o.since,
+    );
     o.onUpdate?.(states);
     if (failed.length) {
       const names = await nodeNames(api);
@@ -376,6 +458,27 @@ export async function waitForConvergence(api: DockerApi, o: WaitOptions): Promis
       o.since,
     );
     if (missing.length) throw new MissingImageError(missing, await nodeNames(api));
+    for (const svc of services.filter((x) => lagging.includes(x.Spec.Name))) {
+      const stranded = strandedGlobalTasks(
+        svc,
+        tasks.filter((t) => t.ServiceID === svc.ID),
+        nodes,
+      );
+      const now = Date.now();
+      for (const t of stranded) if (!strandedSeen.has(t.ID)) strandedSeen.set(t.ID, now);
+      const due = stranded.filter(
+        (t) => now - (strandedSeen.get(t.ID) ?? now) >= (o.strandedGraceMs ?? STRANDED_GRACE_MS),
+      );
+      const done = restarts.get(svc.ID) ?? 0;
+      if (!due.length || done >= STRANDED_RESTARTS) continue;
+      restarts.set(svc.ID, done + 1);
+      const names = nodes ? new Map(nodes.map((n) => [n.id, n.name])) : new Map();
+      const where = due.map((t) => names.get(t.NodeID ?? '') || t.NodeID?.slice(0, 12)).join(', ');
+      o.onNotice?.(
+        `${svc.Spec.Name}: Swarm rejected its task on ${where} (assigned node no longer meets constraints) and does not retry; updating ${svc.Spec.Name} with --force to place it again`,
+      );
+      await forceUpdate(api, svc.ID);
+    }
     if (Date.now() > deadline) {
       const names = await nodeNames(api);
       const problems = (

@@ -10,6 +10,7 @@ import {
   normalizeSpec,
   sameSpec,
   serviceState,
+  strandedGlobalTasks,
   waitForConvergence,
 } from '../../src/cluster/converge.js';
 import type { ApiRequest, DockerApi } from '../../src/core/api.js';
@@ -294,5 +295,127 @@ describe('a deploy whose image is on no node and no registry fails fast', () => 
       'The image of platform_app is not on lab2, lab3 and no registry gave it: cluster-lab/app:1',
     );
     expect(calls).toEqual(['/services', '/tasks', '/nodes']);
+  });
+});
+
+describe('a global task Swarm rejected and will not retry', () => {
+  const constraints = ['node.role == manager'];
+  const g = {
+    ID: 'sp',
+    Spec: {
+      Name: 'p_proxy',
+      TaskTemplate: { ...template, Placement: { Constraints: constraints } },
+      Mode: { Global: {} },
+    },
+  } as ApiService;
+  const node = (id: string, role: 'manager' | 'worker', state = 'ready') => ({
+    id,
+    name: id,
+    role,
+    labels: {},
+    state,
+    availability: 'active',
+  });
+  const nodes = [node('m1', 'manager', 'down'), node('m2', 'manager'), node('m3', 'manager')];
+  const on = (id: string, n: string, state: string, at: string, message = '') =>
+    ({
+      ID: id,
+      ServiceID: 'sp',
+      NodeID: n,
+      Spec: { ...taskSpec, Placement: { Constraints: constraints } },
+      DesiredState: 'running',
+      UpdatedAt: at,
+      Status: { State: state, Message: message },
+    }) as ApiTask;
+  const enforcer = 'assigned node no longer meets constraints';
+
+  it('is the newest task on an eligible node, rejected by the constraint enforcer, with nothing live there', () => {
+    const tasks = [
+      on('a', 'm1', 'pending', '2026-01-01T00:00:09Z'),
+      on('b', 'm2', 'rejected', '2026-01-01T00:00:05Z', enforcer),
+      on('c', 'm3', 'rejected', '2026-01-01T00:00:05Z', enforcer),
+      on('d', 'm3', 'running', '2026-01-01T00:00:08Z'),
+    ];
+    // m1 is down (not eligible); m3 has a live replacement
+    expect(strandedGlobalTasks(g, tasks, nodes).map((t) => t.ID)).toEqual(['b']);
+    // any other rejection (an image, a mount) is not this case
+    expect(
+      strandedGlobalTasks(
+        g,
+        [on('b', 'm2', 'rejected', '2026-01-01T00:00:05Z', 'No such image')],
+        nodes,
+      ),
+    ).toEqual([]);
+    // a worker does not meet the constraint: Swarm was right to reject it there
+    expect(
+      strandedGlobalTasks(
+        g,
+        [on('w', 'w1', 'rejected', '2026-01-01T00:00:05Z', enforcer)],
+        [node('w1', 'worker')],
+      ),
+    ).toEqual([]);
+    // a replicated service is Swarm's to reschedule
+    expect(
+      strandedGlobalTasks(
+        { ...g, Spec: { ...g.Spec, Mode: { Replicated: { Replicas: 1 } } } },
+        tasks,
+        nodes,
+      ),
+    ).toEqual([]);
+  });
+
+  it('waitForConvergence updates the service with --force once the task stays stranded', async () => {
+    // A fake engine that keeps the task stranded until the service is force-updated,
+    // then runs it: the decision is tested above, this checks the request sent.
+    let forced: unknown;
+    const api: DockerApi = {
+      async request<T>(r: ApiRequest): Promise<T> {
+        if (r.path === '/services') return [g] as T;
+        if (r.path === '/nodes')
+          return [
+            {
+              ID: 'm2',
+              Spec: { Role: 'manager' },
+              Description: { Hostname: 'lab2' },
+              Status: { State: 'ready' },
+            },
+          ] as T;
+        if (r.path === '/tasks')
+          return (
+            forced
+              ? [on('n', 'm2', 'running', '2026-01-01T00:00:09Z')]
+              : [on('b', 'm2', 'rejected', '2026-01-01T00:00:05Z', enforcer)]
+          ) as T;
+        if (r.path === '/services/sp' && r.method === 'GET')
+          return {
+            Version: { Index: 7 },
+            Spec: {
+              ...g.Spec,
+              TaskTemplate: { ...(g.Spec.TaskTemplate as object), ForceUpdate: 2 },
+            },
+          } as T;
+        if (r.path === '/services/sp/update') {
+          forced = r;
+          return {} as T;
+        }
+        throw new Error(`unexpected ${r.method} ${r.path}`);
+      },
+      async close() {},
+    };
+    const notices: string[] = [];
+    await waitForConvergence(api, {
+      stack: 'p',
+      services: ['p_proxy'],
+      timeoutMs: 20_000,
+      intervalMs: 50,
+      strandedGraceMs: 200,
+      onNotice: (l) => notices.push(l),
+    });
+    expect(forced).toMatchObject({
+      method: 'POST',
+      query: { version: 7, registryAuthFrom: 'spec' },
+      body: { Name: 'p_proxy', TaskTemplate: { ForceUpdate: 3 } },
+    });
+    expect(notices).toEqual([expect.stringContaining('p_proxy: Swarm rejected its task on lab2')]);
   });
 });
