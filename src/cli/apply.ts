@@ -8,6 +8,7 @@ import { parseTimeoutFlag } from './ask.js';
 import { cfgFlag, hostTarget, openCluster, stackStepsFor } from './cluster.js';
 import type { SshFlags } from './connect.js';
 import type { Ctx } from './context.js';
+import { planJoinFirewall } from './join-firewall.js';
 import {
   afterJoin,
   checkJoinable,
@@ -75,10 +76,22 @@ export async function runApply(opts: ApplyOpts, ctx: Ctx): Promise<void> {
       applyHosts,
     );
 
+    // With cluster-cli's firewall on, every node's rules follow the file too.
+    const fw = h.config.firewall.enabled
+      ? await planJoinFirewall(
+          ctx,
+          h,
+          h.config,
+          decided.joins,
+          sessions,
+          opts,
+          new Map(hosts.map((x, i) => [x.name, hostSessions[i] as HostSession])),
+        )
+      : undefined;
     let joinSteps: Step[] = [];
     let decisions: ReturnType<typeof planJoin>['decisions'] = [];
     if (decided.joins.length) {
-      await checkJoinable(h, decided.joins, sessions, tables, out);
+      await checkJoinable(h, decided.joins, sessions, tables, out, fw?.opening);
       ({ steps: joinSteps, decisions } = planJoin({
         manager: managerSession.exec.label,
         cluster: h.manager.cluster,
@@ -97,7 +110,13 @@ export async function runApply(opts: ApplyOpts, ctx: Ctx): Promise<void> {
       );
     const plan = {
       title: `apply ${opts.config} to ${h.config.name}`,
-      steps: [...joinSteps, ...decided.steps, ...stack.steps],
+      steps: [
+        ...(fw?.before ?? []),
+        ...joinSteps,
+        ...(fw?.after ?? []),
+        ...decided.steps,
+        ...stack.steps,
+      ],
     };
 
     const after = afterJoin(ctx, h, h.config, { decisions, deploys: stack.deploys, timeoutS });
@@ -107,7 +126,10 @@ export async function runApply(opts: ApplyOpts, ctx: Ctx): Promise<void> {
       sessions,
       keepGoing: true,
       preamble: {
-        text: tables,
+        text: [
+          tables,
+          ...(fw?.notes.length ? ['', 'Firewall notes:', ...fw.notes.map((n) => `  ${n}`)] : []),
+        ].join('\n'),
         json: Object.fromEntries(applyHosts.map((a, i) => [a.label, reports[i]?.rows])),
       },
       beforeApply: after.beforeApply,

@@ -3,13 +3,14 @@ import { editConfigText } from '../config/edit.js';
 import { validateConfig } from '../config/load.js';
 import type { Config, ConfigInput, Host } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
-import { changesOf } from '../core/plan.js';
+import { changesOf, type Step } from '../core/plan.js';
 import type { HostSession } from '../core/session.js';
 import {
   checkFirewall,
   FIREWALL_FILES,
   type FirewallCheck,
   planFirewall,
+  planFirewallRemoval,
   UNIT_NAME,
 } from '../firewall/plan.js';
 import { type FirewallFacts, probeFirewall } from '../firewall/probe.js';
@@ -37,11 +38,6 @@ export interface FirewallFlags extends SshFlags, PipelineFlags {
 
 const PROBE = { files: FIREWALL_FILES, unit: UNIT_NAME };
 
-interface Node {
-  readonly host: Host;
-  readonly session: HostSession;
-}
-
 /**
  * `firewall apply`: every host of cluster.yaml gets the rules for the current
  * member list (so a node added to or removed from the file is let in or shut
@@ -55,38 +51,18 @@ export async function runFirewallApply(opts: FirewallFlags, ctx: Ctx): Promise<v
   ]);
   try {
     // Every member still counts in the rules; only the chosen hosts get them.
-    const chosen = selectNodes(h.config, opts.node ?? []);
-    const others = chosen.filter((x) => x !== h.manager.host);
-    const opened = await connectAll(
+    const nodes = await connectHosts(
       ctx,
-      others.map((x) => ({ name: x.name, target: hostTarget(x, opts, h.config) })),
+      h,
+      selectNodes(h.config, opts.node ?? []),
+      opts,
       sessions,
     );
-    const nodes: Node[] = [
-      ...(chosen.includes(h.manager.host)
-        ? [{ host: h.manager.host, session: h.manager.session }]
-        : []),
-      ...others.map((host, i) => ({ host, session: opened[i] as HostSession })),
-    ];
     const members = memberAddresses(h.config, swarmAddresses(h));
-    const facts = await Promise.all(nodes.map((n) => probeFirewall(n.session.exec, PROBE)));
-    const wanted = nodes.map((n) => desiredRules(h.config, members, n));
-    const plan = planFirewall(
-      `firewall apply on ${h.config.name}`,
-      nodes.map((n, i) => ({
-        name: n.host.name,
-        host: n.session.exec.label,
-        rules: wanted[i] as FirewallRules,
-        facts: facts[i] as FirewallFacts,
-      })),
-    );
-    const checks = nodes.map((_, i) =>
-      checkFirewall(wanted[i] as FirewallRules, facts[i] as FirewallFacts),
-    );
-    const notes = nodes.flatMap((n, i) =>
-      (checks[i] as FirewallCheck).notes.map((note) => `${n.host.name}: ${note}`),
-    );
-    const next = h.config.firewall.enabled ? undefined : enableInFile(h);
+    const fw = await firewallStepsFor(h.config, members, nodes);
+    const plan = { title: `firewall apply on ${h.config.name}`, steps: fw.steps };
+    const notes = fw.notes;
+    const next = h.config.firewall.enabled ? undefined : setEnabledInFile(h, true);
 
     const outcome = await runPipeline(ctx, opts, {
       name: 'firewall apply',
@@ -128,6 +104,88 @@ export async function runFirewallApply(opts: FirewallFlags, ctx: Ctx): Promise<v
       throw new ReportedFailure(
         `firewall apply did not finish on ${[...outcome.report.failed.keys()].join(', ')} (the other nodes were updated).`,
         `fix the cause, then run: cluster-cli firewall apply${cfgFlag(opts)}`,
+      );
+    }
+  } finally {
+    await closeAll(sessions.values());
+  }
+}
+
+/**
+ * `firewall remove`: takes cluster-cli's rules, saved files and boot unit off
+ * every host (or the --node ones), leaving Docker's chains and every other
+ * rule. Records firewall.enabled: false when it ran on every host.
+ */
+export async function runFirewallRemove(opts: FirewallFlags, ctx: Ctx): Promise<void> {
+  const h = await openCluster(ctx, opts);
+  const sessions = new Map<string, HostSession>([
+    [h.manager.session.exec.label, h.manager.session],
+  ]);
+  try {
+    const nodes = await connectHosts(
+      ctx,
+      h,
+      selectNodes(h.config, opts.node ?? []),
+      opts,
+      sessions,
+    );
+    const facts = await Promise.all(nodes.map((n) => probeFirewall(n.session.exec, PROBE)));
+    const plan = planFirewallRemoval(
+      `firewall remove on ${h.config.name}`,
+      nodes.map((n, i) => ({
+        name: n.host.name,
+        host: n.session.exec.label,
+        facts: facts[i] as FirewallFacts,
+      })),
+    );
+    const everyHost = nodes.length === h.config.hosts.length;
+    const next = everyHost && h.config.firewall.enabled ? setEnabledInFile(h, false) : undefined;
+    const outcome = await runPipeline(ctx, opts, {
+      name: 'firewall remove',
+      plan,
+      sessions,
+      keepGoing: true,
+      async save(report) {
+        if (!next || !report || report.failed.size) return;
+        await writeFile(h.file, next);
+      },
+      summary(o) {
+        const failed = [...o.report.failed.keys()];
+        const done = nodes.filter((n) => !failed.includes(n.session.exec.label));
+        const lines = [
+          '',
+          `cluster-cli's firewall is off ${done.map((n) => n.host.name).join(', ') || 'no node'}: the swarm ports and published container ports answer anyone the host's network lets through.`,
+          ...(!everyHost && h.config.firewall.enabled
+            ? [
+                '',
+                'Note:',
+                '  cluster.yaml keeps firewall.enabled: true (only some nodes were given): node join, node remove and firewall apply put the rules back on them.',
+              ]
+            : []),
+          '',
+          'Next:',
+          `  cluster-cli firewall status${cfgFlag(opts)}`,
+          `  cluster-cli firewall apply${cfgFlag(opts)}   # to put it back`,
+          '',
+        ];
+        return {
+          text: lines.join('\n'),
+          json: {
+            changed: changesOf(o.plan).map((s) => s.title),
+            failed: [...o.report.failed.entries()].map(([host, f]) => ({
+              host,
+              step: f.step.title,
+              error: f.error instanceof Error ? f.error.message : String(f.error),
+            })),
+            enabled: next ? false : h.config.firewall.enabled,
+          },
+        };
+      },
+    });
+    if (outcome.report.failed.size) {
+      throw new ReportedFailure(
+        `firewall remove did not finish on ${[...outcome.report.failed.keys()].join(', ')} (the other nodes are done).`,
+        `fix the cause, then run: cluster-cli firewall remove${cfgFlag(opts)}`,
       );
     }
   } finally {
@@ -227,6 +285,75 @@ export async function runFirewallStatus(opts: FirewallFlags, ctx: Ctx): Promise<
 
 // --------------------------------------------------------------- helpers --
 
+export interface FirewallTarget {
+  readonly host: Host;
+  readonly session: HostSession;
+  /** Docker (and with it iptables) arrives with this same command. */
+  readonly beforeDocker?: boolean;
+}
+
+/**
+ * One session per host of cluster.yaml (the manager's is reused; the others
+ * are added to `sessions`), in the order given. Unreachable: nothing changed.
+ */
+export async function connectHosts(
+  ctx: Ctx,
+  h: ClusterHandle,
+  hosts: readonly Host[],
+  opts: SshFlags,
+  sessions: Map<string, HostSession>,
+): Promise<FirewallTarget[]> {
+  const others = hosts.filter((x) => x !== h.manager.host);
+  const opened = await connectAll(
+    ctx,
+    others.map((x) => ({ name: x.name, target: hostTarget(x, opts, h.config) })),
+    sessions,
+  );
+  return hosts.map((host) =>
+    host === h.manager.host
+      ? { host, session: h.manager.session }
+      : { host, session: opened[others.indexOf(host)] as HostSession },
+  );
+}
+
+/**
+ * Read each node's firewall and plan the steps that give it the rules for
+ * `config`'s members (a `wave` of their own: all nodes at once), with the
+ * notes worth printing.
+ */
+export async function firewallStepsFor(
+  config: Config,
+  members: ReadonlyMap<string, readonly string[]>,
+  nodes: readonly FirewallTarget[],
+  wave = 'firewall',
+): Promise<{ steps: Step[]; notes: string[] }> {
+  const facts = await Promise.all(
+    nodes.map((n) =>
+      probeFirewall(n.session.exec, {
+        ...PROBE,
+        ...(n.beforeDocker ? { beforeDocker: true } : {}),
+      }),
+    ),
+  );
+  const wanted = nodes.map((n) => desiredRules(config, members, n));
+  const plan = planFirewall(
+    '',
+    nodes.map((n, i) => ({
+      name: n.host.name,
+      host: n.session.exec.label,
+      rules: wanted[i] as FirewallRules,
+      facts: facts[i] as FirewallFacts,
+    })),
+    wave,
+  );
+  const notes = nodes.flatMap((n, i) =>
+    checkFirewall(wanted[i] as FirewallRules, facts[i] as FirewallFacts)
+      .notes.filter((note) => !(n.beforeDocker && note.startsWith('no DOCKER-USER')))
+      .map((note) => `${n.host.name}: ${note}`),
+  );
+  return { steps: [...plan.steps], notes: [...new Set(notes)] };
+}
+
 /** The addresses the swarm knows its nodes at: Status.Addr, and a manager's ManagerStatus.Addr. */
 export function swarmAddresses(h: ClusterHandle): SwarmNodeAddress[] {
   return h.manager.cluster.nodes.flatMap((n) => {
@@ -240,7 +367,7 @@ export function swarmAddresses(h: ClusterHandle): SwarmNodeAddress[] {
 export function desiredRules(
   config: Config,
   members: ReadonlyMap<string, readonly string[]>,
-  n: Node,
+  n: Pick<FirewallTarget, 'host' | 'session'>,
 ): FirewallRules {
   return firewallRules(
     firewallInputFor(config, members, sshPortsOf(n.host, connectedPort(n.session.exec.label))),
@@ -268,10 +395,10 @@ function membersPreamble(config: Config, members: ReadonlyMap<string, readonly s
   };
 }
 
-/** cluster.yaml with firewall.enabled: true, comments kept. */
-function enableInFile(h: ClusterHandle): string {
+/** cluster.yaml with firewall.enabled set, comments kept. */
+function setEnabledInFile(h: ClusterHandle, enabled: boolean): string {
   const input: ConfigInput = structuredClone(h.input);
-  input.firewall = { ...(input.firewall ?? {}), enabled: true };
+  input.firewall = { ...(input.firewall ?? {}), enabled };
   validateConfig(input, h.configArg);
   return editConfigText(h.text, input);
 }

@@ -1,7 +1,7 @@
 import { daemonTime } from '../cluster/converge.js';
 import { type NetcheckReport, netcheckProblems, runNetcheck } from '../cluster/netcheck.js';
 import { isMemberOf, type JoinDecision, type JoinTarget } from '../cluster/plan-join.js';
-import { blockedPortsError, joinPortNeeds, probePorts } from '../cluster/ports.js';
+import { blockedPortsError, joinPortNeeds, type PortResult, probePorts } from '../cluster/ports.js';
 import { type PreflightReport, preflight, preflightError } from '../cluster/preflight.js';
 import { type HostFacts, probeHost } from '../cluster/probe.js';
 import type { Config } from '../config/schema.js';
@@ -105,7 +105,12 @@ export async function checkJoinable(
   sessions: ReadonlyMap<string, HostSession>,
   tables: string,
   out: (s: string) => void,
-): Promise<void> {
+  /**
+   * Members whose firewall (cluster-cli's) this same plan opens to the new
+   * hosts: a port there that does not answer yet is expected, not blocked.
+   */
+  opening: ReadonlySet<string> = new Set(),
+): Promise<PortResult[]> {
   const names = new Map<string, string>();
   for (const t of targets) {
     const other = names.get(t.facts.hostname);
@@ -126,11 +131,16 @@ export async function checkJoinable(
       ),
     )
   ).flat();
-  const blocked = blockedPortsError(results, h.config.firewall.enabled);
+  const expected = (r: PortResult) => r.result === 'timeout' && opening.has(r.to);
+  const blocked = blockedPortsError(
+    results.filter((r) => !expected(r)),
+    h.config.firewall.enabled,
+  );
   if (blocked) {
     out(`${tables}\n\n`);
     throw blocked;
   }
+  return results.filter(expected);
 }
 
 /** The join tokens, read on a manager into Secrets: they only ever travel in API bodies. */

@@ -11,6 +11,7 @@ import {
 } from '../cluster/plan-join.js';
 import type { HostFacts } from '../cluster/probe.js';
 import { saveConfig, validateConfig } from '../config/load.js';
+import type { ConfigInput } from '../config/schema.js';
 import type { ApplyReport } from '../core/apply.js';
 import { UserError } from '../core/errors.js';
 import { change, type Step } from '../core/plan.js';
@@ -22,6 +23,7 @@ import { parseTimeoutFlag } from './ask.js';
 import { type ClusterHandle, cfgFlag, openCluster, stackStepsFor } from './cluster.js';
 import { connectTarget, type SshFlags } from './connect.js';
 import type { Ctx } from './context.js';
+import { planJoinFirewall } from './join-firewall.js';
 import {
   afterJoin,
   checkJoinable,
@@ -47,6 +49,8 @@ export interface NodeJoinOpts extends SshFlags, PipelineFlags {
   force?: boolean;
   timeout?: string;
   config: string;
+  /** Turn cluster-cli's firewall on with this join (recorded in cluster.yaml). */
+  firewall?: boolean;
 }
 
 interface Typed {
@@ -170,8 +174,16 @@ async function joinOn(
       labels: t.labels,
     };
   });
-  // Every swarm port a new node needs must answer from it, before anything joins.
-  await checkJoinable(h, targets, sessions, tables, out);
+  // cluster.yaml after the joins shapes the stack (placement follows labels)
+  // and, with the firewall on, every node's rules.
+  const nextInput = withFirewall(mergeJoinedHosts(h.input, targets), Boolean(opts.firewall));
+  const next = validateConfig(nextInput, opts.config).config;
+  const fw = next.firewall.enabled
+    ? await planJoinFirewall(ctx, h, next, targets, sessions, opts)
+    : undefined;
+  // Every swarm port a new node needs must answer from it, before anything
+  // joins (or be one the members' firewall opens to it in this plan).
+  const waiting = await checkJoinable(h, targets, sessions, tables, out, fw?.opening);
   marks.ports = performance.now();
 
   const manager = h.manager.session;
@@ -185,11 +197,9 @@ async function joinOn(
     forceLeave: Boolean(opts.forceLeave),
   });
 
-  // cluster.yaml after the joins shapes the stack (placement follows labels).
-  const next = validateConfig(mergeJoinedHosts(h.input, targets), opts.config).config;
   const stack = stackStepsFor(h, next, Boolean(opts.force));
   for (const w of stack.warnings) out(`warning: ${w}\n`);
-  const allSteps: Step[] = [...steps, ...stack.steps];
+  const allSteps: Step[] = [...(fw?.before ?? []), ...steps, ...(fw?.after ?? []), ...stack.steps];
   if (opts.rotateToken) {
     allSteps.push(
       change(
@@ -217,7 +227,16 @@ async function joinOn(
     sessions,
     keepGoing: true,
     preamble: {
-      text: tables,
+      text: [
+        tables,
+        ...(waiting.length
+          ? [
+              '',
+              `Not answering yet, opened by the firewall steps below: ${waiting.map((r) => `${r.from} -> ${r.to} ${r.port}/tcp`).join(', ')}`,
+            ]
+          : []),
+        ...(fw?.notes.length ? ['', 'Firewall notes:', ...fw.notes.map((n) => `  ${n}`)] : []),
+      ].join('\n'),
       json: Object.fromEntries(targets.map((t, i) => [t.label, reports[i]?.rows])),
     },
     beforeApply: after.beforeApply,
@@ -225,7 +244,11 @@ async function joinOn(
     async save(r) {
       if (!r) return; // apply stopped on an error: which hosts joined is unknown
       const ok = targets.filter((t) => !r.failed.has(t.label));
-      if (ok.length) await saveConfig(h.file, mergeJoinedHosts(h.input, ok));
+      if (ok.length)
+        await saveConfig(
+          h.file,
+          withFirewall(mergeJoinedHosts(h.input, ok), Boolean(opts.firewall)),
+        );
     },
     summary(o) {
       const s = joinSummary(targets, decisions, o.report, after.state.netcheck, next, opts);
@@ -354,4 +377,9 @@ function joinSummary(
       quorum: { managers, tolerates: q.tolerates, evenWarning: q.even },
     },
   };
+}
+
+/** `--firewall`: cluster.yaml records firewall.enabled: true (the input, comments kept by saveConfig). */
+function withFirewall(input: ConfigInput, on: boolean): ConfigInput {
+  return on ? { ...input, firewall: { ...(input.firewall ?? {}), enabled: true } } : input;
 }

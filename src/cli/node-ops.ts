@@ -31,6 +31,7 @@ import type { Step } from '../core/plan.js';
 import { quoteArg } from '../core/quote.js';
 import type { HostSession } from '../core/session.js';
 import type { Role } from '../docker/swarm.js';
+import { memberAddresses } from '../firewall/rules.js';
 import { configServiceNames } from '../stack/model.js';
 import { formatTable } from '../ui/table.js';
 import { parseTimeoutFlag } from './ask.js';
@@ -38,6 +39,7 @@ import { type ClusterHandle, cfgFlag, hostTarget, openCluster, stackStepsFor } f
 import { connectSession, type SshFlags } from './connect.js';
 import type { Ctx } from './context.js';
 import { converge } from './converge-progress.js';
+import { connectHosts, firewallStepsFor, swarmAddresses } from './firewall.js';
 import { closeAll, type PipelineFlags, runPipeline } from './pipeline.js';
 
 /**
@@ -303,23 +305,22 @@ export async function runNodeRemove(
     });
     const data = dataHosts(h.config.name, h.manager.cluster);
     const ids = targets.map((t) => t.id);
+    // With cluster-cli's firewall on, the nodes that stay shut the removed ones out.
+    const fw = h.config.firewall.enabled
+      ? await firewallAfterRemove(ctx, h, targets, sessions, opts)
+      : undefined;
     await runChange(ctx, opts, timeoutS, {
       name: 'node remove',
       title: `node remove ${targets.map((t) => t.hostname).join(' ')}`,
       handle: h,
       sessions,
       targets,
-      steps: plan.steps,
+      steps: [...plan.steps, ...(fw?.steps ?? [])],
       warnings: plan.warnings,
       notes: [
         ...plan.notes,
         ...notInFile(h, targets, 'nothing to drop from the file'),
-        // The other nodes' rules still let the removed addresses in until they are reloaded.
-        ...(h.config.firewall.enabled
-          ? [
-              `the firewall of the other nodes still lets ${targets.map((t) => t.hostname).join(', ')} into the swarm ports: cluster-cli firewall apply${cfgFlag(opts)} --yes shuts ${targets.length === 1 ? 'it' : 'them'} out`,
-            ]
-          : []),
+        ...(fw?.notes ?? []),
       ],
       nextInput: (done) =>
         removeHosts(
@@ -549,6 +550,29 @@ function notInFile(h: ClusterHandle, nodes: readonly NodeFacts[], what: string):
       (n) =>
         `${n.hostname} is not in ${h.configArg} (${what}); record it with: cluster-cli node join <its address>`,
     );
+}
+
+/**
+ * The firewall steps of a removal: every node of cluster.yaml that stays gets
+ * the rules for the members without the removed ones (after the removal's own
+ * steps, in a wave of their own).
+ */
+async function firewallAfterRemove(
+  ctx: Ctx,
+  h: ClusterHandle,
+  targets: readonly NodeFacts[],
+  sessions: Map<string, HostSession>,
+  opts: NodeOpsOpts,
+): Promise<{ steps: Step[]; notes: string[] }> {
+  const gone = new Set(targets.map((t) => t.hostname));
+  const next = validateConfig(removeHosts(h.input, [...gone]), opts.config).config;
+  const staying = h.config.hosts.filter((x) => !gone.has(x.name));
+  const nodes = await connectHosts(ctx, h, staying, opts, sessions);
+  const members = memberAddresses(
+    next,
+    swarmAddresses(h).filter((a) => !gone.has(a.hostname)),
+  );
+  return firewallStepsFor(next, members, nodes);
 }
 
 function sessionsOf(h: ClusterHandle): Map<string, HostSession> {

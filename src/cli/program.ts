@@ -287,6 +287,11 @@ Examples:
       },
       { flags: '--rotate-token', description: 'rotate the join tokens afterwards' },
       {
+        flags: '--firewall',
+        description:
+          "turn cluster-cli's firewall on with this join: every node's rules let the members only into the swarm ports (recorded in cluster.yaml; on by default once it is)",
+      },
+      {
         flags: '--force-leave',
         description: 'make a host that is in another (or a dead) swarm leave it first',
       },
@@ -868,7 +873,7 @@ Examples:
       await runRestore(id, opts, ctx);
     });
 
-  // firewall apply, status (src/cli/firewall.ts)
+  // firewall apply, remove, status (src/cli/firewall.ts)
   const firewall = program
     .command('firewall')
     .description(
@@ -888,7 +893,7 @@ Examples:
     ]),
   )
     .description(
-      "Load the rules on every host of cluster.yaml (their own chains, INPUT and Docker's DOCKER-USER jump to them) and keep them across reboots and Docker restarts. Run it again after adding or removing a node.",
+      "Load the rules on every host of cluster.yaml (their own chains, INPUT and Docker's DOCKER-USER jump to them) and keep them across reboots and Docker restarts. Once it is on, node join and node remove update every node's rules themselves.",
     )
     .addHelpText(
       'after',
@@ -907,6 +912,28 @@ Examples:
     .action(async (opts) => {
       const { runFirewallApply } = await import('./firewall.js');
       await runFirewallApply(opts, ctx);
+    });
+  firewallNode(
+    addOptions(firewall.command('remove'), [
+      ...changeOptions.filter((o) => !o.flags.startsWith('--timeout')),
+      ...sshOptions,
+      ...commonOptions,
+    ]),
+  )
+    .description(
+      "Take cluster-cli's rules, saved files and boot unit off every host of cluster.yaml (Docker's chains and other rules stay); records firewall.enabled: false when every host was done.",
+    )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ cluster-cli firewall remove --dry-run     # what goes, per node
+  $ cluster-cli firewall remove --yes
+  $ cluster-cli firewall remove --node node4 --yes`,
+    )
+    .action(async (opts) => {
+      const { runFirewallRemove } = await import('./firewall.js');
+      await runFirewallRemove(opts, ctx);
     });
   firewallNode(addOptions(firewall.command('status'), [...sshOptions, ...commonOptions]))
     .description(

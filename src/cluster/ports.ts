@@ -115,7 +115,7 @@ export function blockedPortsError(
       ...lines,
     ].join('\n'),
     firewallOn
-      ? "the cluster's firewall lets members only in: add the new host to cluster.yaml's hosts, run cluster-cli firewall apply, then the same command again"
+      ? `cluster-cli's firewall already lets the new host in there (cluster-cli firewall status shows each node's rules): open ${[...new Set(bad.map((b) => `${b.port}/tcp`))].join(', ')} in whatever else filters between the nodes (a security group, another firewall), then run the same command again`
       : `open ${[...new Set(bad.map((b) => `${b.port}/tcp`))].join(', ')} between the nodes (firewall, security group), then run the same command again`,
   );
 }

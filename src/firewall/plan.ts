@@ -278,9 +278,13 @@ export interface NodeFirewall {
  * chains or jumps differ, save the files that differ, enable and (re)start the
  * unit. A node already in step gets `unchanged` steps only.
  */
-export function planFirewall(title: string, nodes: readonly NodeFirewall[]): Plan {
+export function planFirewall(
+  title: string,
+  nodes: readonly NodeFirewall[],
+  waveName = 'firewall',
+): Plan {
   const steps: Step[] = [];
-  const wave = { wave: 'firewall' };
+  const wave = { wave: waveName };
   for (const n of nodes) {
     const check = checkFirewall(n.rules, n.facts);
     const families = familiesOf(n.facts);
@@ -368,6 +372,76 @@ export function planFirewall(title: string, nodes: readonly NodeFirewall[]): Pla
         ),
       );
     }
+  }
+  return { title, steps };
+}
+
+// -------------------------------------------------------------- removing --
+
+/** Delete every jump from `from` to our chain (there may be several), then nothing if none. */
+const DROP_JUMPS =
+  'while "$1" -w 10 -C "$2" -j "$3" 2>/dev/null; do "$1" -w 10 -D "$2" -j "$3"; done';
+
+export function jumpsDrop(family: Family, from: string, to: string): Cmd {
+  return shellScript(DROP_JUMPS, [iptablesBin(family), from, to]);
+}
+
+export function chainDelete(family: Family, chain: string): Cmd[] {
+  return [
+    cmd([iptablesBin(family), '-w', '10', '-F', chain]),
+    cmd([iptablesBin(family), '-w', '10', '-X', chain]),
+  ];
+}
+
+export interface NodeFirewallFacts {
+  readonly name: string;
+  readonly host: string;
+  readonly facts: FirewallFacts;
+}
+
+/**
+ * `firewall remove`, per node: stop and disable the boot unit first (so
+ * nothing puts the rules back), then drop the jumps and our chains, then the
+ * saved files. Docker's own chains and every other rule stay. A node without
+ * any of it gets `unchanged` steps.
+ */
+export function planFirewallRemoval(title: string, nodes: readonly NodeFirewallFacts[]): Plan {
+  const steps: Step[] = [];
+  const wave = { wave: 'firewall' };
+  for (const n of nodes) {
+    const unitOn = n.facts.systemd && (n.facts.unit?.enabled || n.facts.unit?.active);
+    const live = familiesOf(n.facts).flatMap((f) => {
+      const chains = (f === 'ipv4' ? n.facts.ipv4 : n.facts.ipv6)?.chains ?? new Map();
+      const jumps = JUMPS.filter((j) =>
+        (chains.get(j.from) ?? []).some((r: string) => normalizeRule(r) === `-j ${j.to}`),
+      ).map((j) => jumpsDrop(f, j.from, j.to));
+      const ours = OUR_CHAINS.filter((c) => chains.has(c)).flatMap((c) => chainDelete(f, c));
+      return [...jumps, ...ours];
+    });
+    const files = FIREWALL_FILES.filter((p) => n.facts.files[p] !== undefined);
+    const cmds = [
+      ...(unitOn ? [systemctl('disable', '--now', UNIT_NAME)] : []),
+      ...live,
+      ...(files.length ? [cmd(['rm', '-f', '--', ...files])] : []),
+      ...(n.facts.systemd && files.includes(UNIT_FILE) ? [systemctl('daemon-reload')] : []),
+    ];
+    steps.push(
+      cmds.length
+        ? change(
+            `firewall-remove-${n.name}`,
+            n.host,
+            `Take cluster-cli's firewall off ${n.name}: ${[unitOn ? UNIT_NAME : '', live.length ? 'rules' : '', files.length ? `${files.length} saved file(s)` : ''].filter(Boolean).join(', ')}`,
+            cmds,
+            wave,
+          )
+        : unchanged(
+            `firewall-remove-${n.name}`,
+            n.host,
+            `cluster-cli's firewall on ${n.name}`,
+            'none there: no rules, files or unit of cluster-cli',
+            wave,
+          ),
+    );
   }
   return { title, steps };
 }

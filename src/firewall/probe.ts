@@ -143,6 +143,12 @@ export interface FirewallProbeOptions {
   readonly files: readonly string[];
   /** The systemd unit that re-applies the rules. */
   readonly unit: string;
+  /**
+   * The host gets Docker (and with it iptables) from this same command: it has
+   * no rules yet, and by the time the rules load it has INPUT and (IPv4)
+   * DOCKER-USER. Everything else is read as usual.
+   */
+  readonly beforeDocker?: boolean;
 }
 
 /**
@@ -160,6 +166,13 @@ export async function probeFirewall(
     testFact(exec, 'whether systemd runs', ['test', '-d', '/run/systemd/system']),
   ]);
   const family = async (f: Family): Promise<FamilyFacts> => {
+    if (opts.beforeDocker)
+      return {
+        chains: new Map<string, string[]>([
+          ['INPUT', []],
+          ...(f === 'ipv4' ? ([['DOCKER-USER', []]] as [string, string[]][]) : []),
+        ]),
+      };
     const what = `the ${familyName(f)} firewall (${iptablesBin(f)}-save)`;
     const text = await probeText(exec, what, iptablesSave(f));
     try {

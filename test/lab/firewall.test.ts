@@ -293,10 +293,76 @@ describe('firewall on a two-node cluster', () => {
     }
   });
 
-  it('a node removed from the cluster is shut out of the swarm ports on the others', async () => {
-    await ok(['node', 'remove', 'lab2', '--yes']);
-    await ok(['firewall', 'apply', '--yes']);
+  it('node join with the firewall on: the members let the new node in first, then it gets the rules too', async () => {
+    const [a1, a2, a3] = h.map((x) => x.address);
+    const lab3 = h[2] as LabHost;
+    expect(await opensFrom(lab3, a1 as string, 2377)).toBe(false);
+    const dry = JSON.parse(
+      (await ok(['node', 'join', `root@${a3},worker`, '--dry-run', '--json'])).stdout,
+    ) as { plan: { steps: { id: string; action: string }[] } };
+    const ids = dry.plan.steps.filter((x) => x.action === 'change').map((x) => x.id);
+    const at = (id: string) => ids.indexOf(id);
+    // lab1 and lab2 open to lab3 before it joins; lab3 gets its rules once it has joined
+    expect(at('firewall-rules-lab1')).toBeGreaterThanOrEqual(0);
+    expect(at('firewall-rules-lab2')).toBeGreaterThanOrEqual(0);
+    const joinStep = ids.findIndex((id) => id.startsWith('join'));
+    expect(joinStep).toBeGreaterThan(at('firewall-rules-lab1'));
+    expect(at('firewall-rules-lab3')).toBeGreaterThan(joinStep);
+    expect(await opensFrom(lab3, a1 as string, 2377)).toBe(false); // a dry run changes nothing
+
+    const r = await ok(['node', 'join', `root@${a3},worker`, '--yes', '--json']);
+    expect(JSON.parse(r.stdout).overlay?.problems ?? []).toEqual([]);
+    expect(await opensFrom(lab3, a1 as string, 2377)).toBe(true);
+    expect(await opensFrom(lab3, a2 as string, 7946)).toBe(true);
+    expect(await opensFrom(h[0] as LabHost, a3 as string, 7946)).toBe(true);
+    // lab3's own rules: members in, strangers (this machine) out
+    expect(await opensFromHere(a3 as string, 7946)).toBe(false);
+    expect(await opensFromHere(a3 as string, 80)).toBe(true);
+    const st = await cli(['firewall', 'status', '--json']);
+    expect(st.code, st.stdout).toBe(0);
+    expect((JSON.parse(st.stdout).nodes as { node: string }[]).map((n) => n.node).sort()).toEqual([
+      'lab1',
+      'lab2',
+      'lab3',
+    ]);
+  });
+
+  it('a node removed from the cluster is shut out of the swarm ports on the others, by node remove itself', async () => {
+    const r = await ok(['node', 'remove', 'lab2', '--yes', '--json']);
+    expect(JSON.parse(r.stdout).notes.join('\n')).not.toContain('firewall apply');
     expect(await opensFrom(h[1] as LabHost, h[0]?.address as string, 2377)).toBe(false);
+    expect(await opensFrom(h[1] as LabHost, h[2]?.address as string, 7946)).toBe(false);
     expect(await opensFromHere(h[0]?.address as string, 80)).toBe(true);
+    const st = await cli(['firewall', 'status', '--json']);
+    expect(st.code, st.stdout).toBe(0);
+  });
+
+  it("firewall remove takes cluster-cli's rules off every node; the swarm port answers anyone again", async () => {
+    const [a1, a3] = [h[0]?.address as string, h[2]?.address as string];
+    const outsider = h[1] as LabHost; // removed above
+    const r = JSON.parse((await ok(['firewall', 'remove', '--yes', '--json'])).stdout);
+    expect(r.failed).toEqual([]);
+    expect(r.enabled).toBe(false);
+    expect(await opensFrom(outsider, a1, 2377)).toBe(true);
+    expect(await opensFrom(outsider, a3, 7946)).toBe(true);
+    expect(readFileSync(cfg, 'utf8')).toMatch(/firewall:\n\s+enabled: false/);
+    expect(readFileSync(cfg, 'utf8')).toContain('# the demo port');
+    for (const n of [1, 3])
+      expect(
+        execFileSync('ip', ['netns', 'exec', `clab-lab${n}`, 'iptables-save'], {
+          encoding: 'utf8',
+        }),
+      ).not.toContain('CLUSTER-CLI');
+    const st = await cli(['firewall', 'status', '--json']);
+    expect(st.code).toBe(1);
+    expect((JSON.parse(st.stdout).nodes as { state: string }[]).map((n) => n.state)).toEqual([
+      'absent',
+      'absent',
+    ]);
+    // the cluster still works, and a second remove finds nothing to take off
+    const nodes = JSON.parse((await ok(['node', 'ls', '--json'])).stdout) as { status: string }[];
+    expect(nodes.map((n) => n.status)).toEqual(['ready', 'ready']);
+    const again = JSON.parse((await ok(['firewall', 'remove', '--yes', '--json'])).stdout);
+    expect(again.changed).toEqual([]);
   });
 });

@@ -7,6 +7,7 @@ import {
   FIREWALL_FILES,
   firewallFiles,
   planFirewall,
+  planFirewallRemoval,
   RULES_FILES,
   renderScript,
   renderUnit,
@@ -292,5 +293,48 @@ describe('persistence', () => {
     expect(s).toContain('load iptables "$dir/firewall.rules"');
     expect(s).toContain('load ip6tables "$dir/firewall6.rules"');
     expect(s).toContain(`dir=\${1:-/usr/local/lib/cluster-cli}`);
+  });
+});
+
+describe('planFirewallRemoval', () => {
+  it('a node holding the rules: unit off first, then jumps and chains of both families, then the files', () => {
+    const plan = planFirewallRemoval('firewall remove on platform', [
+      { name: 'node1', host: 'root@10.0.0.1', facts: inStep(rules(THREE)) },
+    ]);
+    const step = byId(plan.steps, 'firewall-remove-node1');
+    expect(step.action).toBe('change');
+    expect(cmds(step).map((c) => c.argv.filter((a) => !a.includes('"$1"')).join(' '))).toEqual([
+      'systemctl disable --now cluster-cli-firewall.service',
+      `sh -c sh iptables INPUT ${INPUT_CHAIN}`,
+      `sh -c sh iptables DOCKER-USER ${DOCKER_CHAIN}`,
+      `iptables -w 10 -F ${INPUT_CHAIN}`,
+      `iptables -w 10 -X ${INPUT_CHAIN}`,
+      `iptables -w 10 -F ${DOCKER_CHAIN}`,
+      `iptables -w 10 -X ${DOCKER_CHAIN}`,
+      `sh -c sh ip6tables INPUT ${INPUT_CHAIN}`,
+      `sh -c sh ip6tables DOCKER-USER ${DOCKER_CHAIN}`,
+      `ip6tables -w 10 -F ${INPUT_CHAIN}`,
+      `ip6tables -w 10 -X ${INPUT_CHAIN}`,
+      `ip6tables -w 10 -F ${DOCKER_CHAIN}`,
+      `ip6tables -w 10 -X ${DOCKER_CHAIN}`,
+      `rm -f -- ${FIREWALL_FILES.join(' ')}`,
+      'systemctl daemon-reload',
+    ]);
+    // a jump is deleted as often as it is there, and only while it is
+    expect(cmds(step)[1]?.argv[2]).toContain('while "$1" -w 10 -C "$2" -j "$3"');
+    // Docker's chains are never flushed or deleted
+    for (const c of cmds(step)) expect(c.argv.join(' ')).not.toMatch(/-[FX] (DOCKER-USER|INPUT)\b/);
+  });
+
+  it('a node cluster-cli never touched: unchanged; without systemd no unit commands', () => {
+    const plan = planFirewallRemoval('t', [{ name: 'node1', host: 'h1', facts: fresh() }]);
+    expect(changesOf(plan)).toEqual([]);
+    const noSystemd = planFirewallRemoval('t', [
+      { name: 'n', host: 'h', facts: inStep(rules(THREE), { systemd: false, ipv6: false }) },
+    ]);
+    const argv = cmds(byId(noSystemd.steps, 'firewall-remove-n')).map((c) => c.argv.join(' '));
+    expect(argv.some((a) => a.startsWith('systemctl'))).toBe(false);
+    expect(argv.some((a) => a.includes('ip6tables'))).toBe(false);
+    expect(argv.at(-1)).toMatch(/^rm -f -- /);
   });
 });
