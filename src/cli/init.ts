@@ -12,12 +12,13 @@ import {
   saveConfig,
   validateConfig,
 } from '../config/load.js';
-import type { Config, ConfigInput } from '../config/schema.js';
+import type { Config, ConfigInput, Host } from '../config/schema.js';
 import { isDomain, isEmail, isIpAddress } from '../config/validators.js';
 import { UserError } from '../core/errors.js';
 import { changesOf } from '../core/plan.js';
 import { quoteArg } from '../core/quote.js';
 import type { HostSession } from '../core/session.js';
+import { memberAddresses } from '../firewall/rules.js';
 import { parseTarget } from '../remote/ssh-config.js';
 import { buildStackModel, configServiceNames, secretNames } from '../stack/model.js';
 import { renderStack } from '../stack/render.js';
@@ -26,6 +27,7 @@ import { askInput, askSelect, checked, parseTimeoutFlag } from './ask.js';
 import { connectSession } from './connect.js';
 import type { Ctx } from './context.js';
 import { converge } from './converge-progress.js';
+import { firewallStepsFor } from './firewall.js';
 import { type Outcome, runPipeline } from './pipeline.js';
 
 export interface InitOpts {
@@ -37,6 +39,8 @@ export interface InitOpts {
   proxy?: 'traefik' | 'caddy';
   tls?: 'acme' | 'internal' | 'off';
   force?: boolean;
+  /** Turn cluster-cli's firewall on (recorded in cluster.yaml). */
+  firewall?: boolean;
   dryRun?: boolean;
   yes?: boolean;
   timeout?: string;
@@ -213,6 +217,7 @@ async function initOn(session: HostSession, r: InitRun): Promise<Outcome> {
       },
       ...(r.draft.hosts?.slice(1) ?? []),
     ],
+    ...(opts.firewall ? { firewall: { ...(r.draft.firewall ?? {}), enabled: true } } : {}),
   };
   const { config, warnings } = validateConfig(input, opts.config);
   for (const w of warnings) out(`warning: ${w.path}: ${w.message}\n`);
@@ -224,7 +229,7 @@ async function initOn(session: HostSession, r: InitRun): Promise<Outcome> {
     ...(facts.cluster?.nodes.map((n) => n.engine) ?? []),
   ]);
   const rendered = renderStack(model, engine ? { engine } : {});
-  const plan = planInit({
+  const base = planInit({
     config,
     host: exec.label,
     advertiseAddr,
@@ -233,6 +238,17 @@ async function initOn(session: HostSession, r: InitRun): Promise<Outcome> {
     force: Boolean(opts.force),
     newSecrets: generateSecrets(config),
   });
+  // With the firewall on, this host's rules come last: iptables arrives with Docker.
+  const fw = config.firewall.enabled
+    ? await firewallStepsFor(config, memberAddresses(config, []), [
+        {
+          host: config.hosts[0] as Host,
+          session,
+          beforeDocker: !facts.docker.installed,
+        },
+      ])
+    : undefined;
+  const plan = fw ? { ...base, steps: [...base.steps, ...fw.steps] } : base;
   const deploys = changesOf(plan).some((s) => s.id === 'deploy');
 
   let since: Date | undefined;
@@ -241,7 +257,13 @@ async function initOn(session: HostSession, r: InitRun): Promise<Outcome> {
     name: 'init',
     plan,
     sessions: new Map([[exec.label, session]]),
-    preamble: { text: table, json: report.rows },
+    preamble: {
+      text: [
+        table,
+        ...(fw?.notes.length ? ['', 'Firewall notes:', ...fw.notes.map((n) => `  ${n}`)] : []),
+      ].join('\n'),
+      json: report.rows,
+    },
     async converge(mode) {
       const t0 = performance.now();
       const states = await converge(session.docker(), ctx.stdout, mode, {

@@ -91,6 +91,11 @@ export const initOptions: readonly OptionDef[] = [
     choices: ['acme', 'internal', 'off'],
   },
   {
+    flags: '--firewall',
+    description:
+      "turn cluster-cli's firewall on: SSH and 80/443 open, the swarm ports to the cluster's nodes only, everything else closed (recorded in cluster.yaml)",
+  },
+  {
     flags: '--force',
     description:
       'go on although the host is below the minimums, a port is taken, or PostgreSQL/Redis would move to another node',

@@ -1,5 +1,6 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -191,12 +192,31 @@ describe('init on a fresh VPS (systemd, no Docker, packages only through the apt
     expect(await guestOk('vps1', 'ip route')).not.toMatch(/default/);
   });
 
-  it('as root: installs docker.io under systemd, goes on to a running stack; a second run changes nothing', async () => {
+  it('as root, with --firewall: installs docker.io under systemd, then the firewall; goes on to a running stack; a second run changes nothing', async () => {
     const v = new Vps('vps1');
-    const first = await v.init();
+    const first = await v.init(['--firewall']);
     expect(first.stdout).toContain('Install Docker (Debian GNU/Linux 12 (bookworm))');
+    // the rules load once Docker (and with it iptables) is installed
+    expect(first.stdout.indexOf('Load the firewall rules on vps1')).toBeGreaterThan(
+      first.stdout.indexOf('Install Docker'),
+    );
     await v.initToRunning(first);
     await expectRunningStack('vps1');
+    // the firewall is on under systemd: its unit puts the rules back whenever Docker starts
+    expect(
+      await guestOk(
+        'vps1',
+        'systemctl is-enabled cluster-cli-firewall; systemctl is-active cluster-cli-firewall',
+      ),
+    ).toBe('enabled\nactive');
+    expect(await guestOk('vps1', 'iptables -S INPUT; iptables -S DOCKER-USER')).toMatch(
+      /-A INPUT -j CLUSTER-CLI-INPUT[\s\S]*-A DOCKER-USER -j CLUSTER-CLI-DOCKER/,
+    );
+    const addr = host('vps1').address;
+    expect(await opensFromHere(addr, 2377)).toBe(false); // this machine is no member
+    expect(await opensFromHere(addr, 22)).toBe(true);
+    expect(await opensFromHere(addr, 80)).toBe(true);
+    expect(readFileSync(v.config, 'utf8')).toMatch(/firewall:\n\s+enabled: true/);
     const third = await v.init(['--json']);
     expect(third.code, third.stderr).toBe(0);
     expect((JSON.parse(third.stdout) as { changed: string[] }).changed).toEqual([]);
@@ -276,6 +296,22 @@ async function untilInstalling(name: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`${name}: dpkg never started unpacking`);
+}
+
+/** Does a TCP connection to addr:port open from this machine (10.77.0.1)? */
+function opensFromHere(addr: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect({ host: addr, port, timeout: 2500 });
+    sock.once('connect', () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once('timeout', () => {
+      sock.destroy();
+      resolve(false);
+    });
+    sock.once('error', () => resolve(false));
+  });
 }
 
 function kill(pid: number): void {
