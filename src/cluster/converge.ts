@@ -137,7 +137,19 @@ export function serviceState(
       ).size;
     }
   }
-  const u = svc.UpdateStatus?.State;
+  let u = svc.UpdateStatus?.State;
+  // Swarm's updater can wait forever on the slot of a node that went down
+  // while it was the leader (the new leader saw it "unknown", not down, when
+  // the update began): every node that is up already runs the new spec, and
+  // the one that is down gets it when it is back. That is done.
+  if (
+    global &&
+    u === 'updating' &&
+    desired > 0 &&
+    running === desired &&
+    (nodes ?? []).some((n) => n.state !== 'ready' && n.availability === 'active')
+  )
+    u = undefined;
   return {
     name: svc.Spec.Name,
     running,
@@ -173,10 +185,10 @@ const ENFORCER_REJECT = /no longer meets constraints/i;
 /**
  * Pure: the tasks of a global service that Swarm's constraint enforcer
  * rejected on nodes that do meet the service's constraints, with nothing live
- * on that node to replace them. Seen with Swarm 20.10 right after a leader
- * election (the new leader briefly judges the managers by a stale view) — and
- * Swarm does not retry such a task by itself: the node stays without the
- * service until the service is updated again.
+ * on that node to replace them. Swarm usually places such a task again
+ * itself (a manager that has just joined is judged by its old role for a
+ * moment), but users report global tasks it never placed again: the node
+ * stays without the service until the service is updated again.
  */
 export function strandedGlobalTasks(
   svc: ApiService,
@@ -397,12 +409,17 @@ export interface WaitOptions {
   readonly onUpdate?: (states: readonly ServiceState[]) => void;
   /** A line on something convergence did besides waiting (a stranded task restarted). */
   readonly onNotice?: (line: string) => void;
-  /** How long a stranded global task is left before its service is restarted (default 5 s). */
+  /** How long a stranded global task is left before its service is restarted (default 60 s). */
   readonly strandedGraceMs?: number;
 }
 
-/** How long a stranded global task is left before its service is restarted, and how often at most. */
-const STRANDED_GRACE_MS = 5000;
+/**
+ * How long a stranded global task is left before its service is restarted,
+ * and how often at most: well beyond Swarm's own retry (the restart delay,
+ * and the node update that follows a manager's join), so this is only ever
+ * the last resort for a task Swarm has given up on.
+ */
+const STRANDED_GRACE_MS = 60_000;
 const STRANDED_RESTARTS = 2;
 
 /**

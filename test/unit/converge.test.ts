@@ -144,6 +144,31 @@ describe('convergence means the new revision runs', () => {
       running: 1,
       desired: 1,
     });
+    // The leader stopped during the update: Swarm's updater waits on its slot
+    // forever, though every node that is up runs the new spec. That is done;
+    // while a node that is up still lags, or nothing is down, it is not.
+    const updating = {
+      ...g,
+      UpdateStatus: { State: 'updating' },
+    };
+    expect(
+      serviceState(updating as never, [on('m1', 'running'), on('m2', 'pending')], m2down),
+    ).toEqual({ name: 'p_proxy', running: 1, desired: 1 });
+    const m3down = [...nodes, node('m3', 'manager', 'unknown')];
+    expect(
+      serviceState(updating as never, [on('m1', 'running'), on('m3', 'pending')], m3down),
+    ).toMatchObject({ running: 1, desired: 2, update: 'updating' });
+    expect(
+      serviceState(updating as never, [on('m1', 'running'), on('m2', 'running')], nodes),
+    ).toMatchObject({ update: 'updating' });
+    // a paused or rolled-back update stays a failure whatever is down
+    expect(
+      serviceState(
+        { ...g, UpdateStatus: { State: 'paused' } } as never,
+        [on('m1', 'running')],
+        m2down,
+      ),
+    ).toMatchObject({ update: 'paused' });
     // a constraint a node listing cannot answer: fall back to Swarm's own tasks
     const odd = svc({
       Spec: {
