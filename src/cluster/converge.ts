@@ -501,7 +501,7 @@ export async function waitForConvergence(api: DockerApi, o: WaitOptions): Promis
       const problems = (
         await Promise.all(lagging.map((s) => readTaskProblems(api, s, names)))
       ).flat();
-      throw new ConvergenceError(lagging, problems, o.timeoutMs);
+      throw new ConvergenceError(lagging, problems, o.timeoutMs, states);
     }
     await new Promise((r) => setTimeout(r, interval));
   }
@@ -515,10 +515,18 @@ export class ConvergenceError extends UserError {
     readonly services: readonly string[],
     readonly problems: readonly TaskProblem[],
     timeoutMs: number,
+    /** Where each lagging service stood at the end. */
+    states: readonly ServiceState[] = [],
   ) {
     super(
       [
         `Not every service was running its new revision after ${Math.round(timeoutMs / 1000)}s: ${services.join(', ')}`,
+        ...states
+          .filter((x) => services.includes(x.name))
+          .map(
+            (x) =>
+              `  ${x.name}: ${x.running} of ${x.desired} running the new revision${x.update ? ` (update ${x.update.replace('_', ' ')})` : ''}`,
+          ),
         ...problemLines(problems),
       ].join('\n'),
       `inspect with: docker service ps --no-trunc ${services[0] ?? ''}; fix the cause, then run the same command again`,

@@ -663,7 +663,8 @@ describe('init when a service never comes up', () => {
     expect(lines[0]).toBe(
       'error: Not every service was running its new revision after 20s: platform_app',
     );
-    expect(lines[1]).toMatch(/^ {2}platform_app\.1 on .*: pending: .*insufficient resources/);
+    expect(lines[1]).toBe('  platform_app: 0 of 1 running the new revision');
+    expect(lines[2]).toMatch(/^ {2}platform_app\.1 on .*: pending: .*insufficient resources/);
     expect(r.stderr).toContain('next: inspect with: docker service ps --no-trunc platform_app');
     const tasks = await docker2.listTasks({
       filters: { service: ['platform_postgres'], 'desired-state': ['running'] },
