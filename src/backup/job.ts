@@ -69,7 +69,18 @@ export function jobEnv(config: Config): Record<string, string> {
  */
 export function jobServiceCreate(
   config: Config,
-  o: { name: string; args: readonly string[]; withIdentity: boolean; startedBy?: string },
+  o: {
+    name: string;
+    args: readonly string[];
+    withIdentity: boolean;
+    startedBy?: string;
+    /**
+     * Start the job again when it dies (killed, out of memory): the scheduled
+     * job, whose new task takes the tick over once the dead one's claim lapses.
+     * A run that failed on its own records so and the new task finds the tick done.
+     */
+    restartOnFailure?: boolean;
+  },
 ): Cmd {
   const nets = networkNames(config.name);
   const secrets = backupSecretNames(config.name);
@@ -87,8 +98,16 @@ export function jobServiceCreate(
     o.name,
     '--mode',
     'replicated-job',
-    '--restart-condition',
-    'none',
+    ...(o.restartOnFailure
+      ? [
+          '--restart-condition',
+          'on-failure',
+          '--restart-max-attempts',
+          '3',
+          '--restart-delay',
+          '10s',
+        ]
+      : ['--restart-condition', 'none']),
     '--label',
     `${BACKUP_JOB_LABEL}=${config.name}`,
     ...(o.startedBy ? ['--label', `${STARTED_BY_LABEL}=${o.startedBy}`] : []),
@@ -131,6 +150,7 @@ export function cronScript(config: Config): string {
     args: ['backup', 'job', 'run', '--scheduled'],
     withIdentity: false,
     startedBy: '__HOST__',
+    restartOnFailure: true,
   });
   const words = create.argv.map((w) =>
     w === '__NAME__'

@@ -25,7 +25,7 @@ import { parseSchedule, previousTick, tickId } from '../backup/schedule.js';
 import { apiRequest } from '../core/api.js';
 import { UserError } from '../core/errors.js';
 import { type Secret, secret } from '../core/secret.js';
-import { claim, finish } from '../db/claims.js';
+import { claim, finish, renew } from '../db/claims.js';
 import { migrate } from '../db/migrations.js';
 import type { Queryable } from '../db/queryable.js';
 import { connectDockerSocket, execInContainer } from '../remote/docker-api.js';
@@ -163,13 +163,7 @@ async function run(
   let tick: string | undefined;
   if (o.scheduled) {
     tick = tickId(previousTick(parseSchedule(process.env.BACKUP_SCHEDULE ?? '0 3 * * *'), now));
-    const c = await claim(db, { kind: 'backup', tick, owner: o.owner, leaseMs: 6 * 3_600_000 });
-    if (!c.won) {
-      o.log(
-        `tick ${tick} is ${c.status === 'running' ? 'being run' : 'done'} by ${c.holder}: nothing to do`,
-      );
-      return;
-    }
+    if (!(await claimTick(db, tick, o))) return;
   }
   const id = backupId(now);
   await db.query(
@@ -177,10 +171,21 @@ async function run(
     [id, tick ?? null, o.owner, now],
   );
   let bytes = 0;
+  let renewed = Date.now();
   const progress = setInterval(() => {
     void db
       .query('UPDATE cluster_cli.backup_runs SET bytes = $2 WHERE id = $1', [id, bytes])
       .catch(() => {});
+    if (tick && Date.now() - renewed >= RENEW_MS) {
+      renewed = Date.now();
+      void renew(db, 'backup', tick, o.owner, LEASE_MS).then(
+        (held) => {
+          if (!held)
+            o.log(`tick ${tick}: the claim was taken over (this run stopped renewing it in time)`);
+        },
+        () => {},
+      );
+    }
   }, 1000);
   try {
     const described = await db.query<{ value: { clusterYaml: string; stackYaml: string } }>(
@@ -281,6 +286,54 @@ async function run(
     throw err;
   } finally {
     clearInterval(progress);
+  }
+}
+
+/**
+ * A scheduled run's claim on its tick: held while the runner renews it every
+ * RENEW_MS; a runner that dies stops renewing, and after LEASE_MS another job
+ * (its own restart, or a manager whose clock named the tick a minute apart)
+ * takes the tick over. A job that finds the tick running stands by until it
+ * ends or its runner stops renewing.
+ */
+const LEASE_MS = 120_000;
+const RENEW_MS = 30_000;
+const STANDBY_POLL_MS = 10_000;
+
+/** True when this job runs the tick (won or taken over); false when it is done already. */
+async function claimTick(
+  db: Queryable,
+  tick: string,
+  o: { owner: string; log: (l: string) => void },
+): Promise<boolean> {
+  let announced = false;
+  for (;;) {
+    const c = await claim(db, { kind: 'backup', tick, owner: o.owner, leaseMs: LEASE_MS });
+    if (c.won) {
+      if (c.takeover) {
+        const dead = await db.query(
+          "UPDATE cluster_cli.backup_runs SET status = 'failed', finished_at = now(), error = $2 WHERE tick = $1 AND finished_at IS NULL",
+          [
+            tick,
+            `its runner stopped renewing the claim for ${LEASE_MS / 1000} s (it died); ${o.owner} took the tick over`,
+          ],
+        );
+        o.log(
+          `tick ${tick}: its runner stopped; taking it over (${dead.rowCount ?? 0} run(s) marked failed)`,
+        );
+      }
+      return true;
+    }
+    if (c.status !== 'running') {
+      o.log(`tick ${tick} is done by ${c.holder} (${c.status}): nothing to do`);
+      return false;
+    }
+    if (!announced)
+      o.log(
+        `tick ${tick} is being run by ${c.holder}: standing by until it ends or stops renewing its claim`,
+      );
+    announced = true;
+    await new Promise((r) => setTimeout(r, STANDBY_POLL_MS));
   }
 }
 

@@ -126,7 +126,7 @@ afterAll(async () => {
   s3?.destroy();
 });
 
-type RunRow = { tick: string | null; status?: string };
+type RunRow = { id?: string; tick: string | null; status?: string; error?: string | null };
 const runRows = async () => JSON.parse((await ok(['backup', 'list', '--json'])).stdout) as RunRow[];
 
 /**
@@ -237,6 +237,20 @@ describe('backups to a real S3 API', () => {
     );
     const verified = await ok(['backup', 'verify', 'latest']);
     expect(verified.stdout).toMatch(/the PostgreSQL dump loads/);
+
+    // --only redis: Redis goes back, PostgreSQL is left as it is now
+    await redis('set', 'greeting', 'changed again');
+    await sql("insert into items values (99999, 'written after the backup')");
+    const only = JSON.parse(
+      (await ok(['restore', 'latest', '--only', 'redis', '--yes', '--json'])).stdout,
+    );
+    expect(only.only).toBe('redis');
+    expect((await redis('get', 'greeting')).trim()).toBe('hello');
+    expect((await sql('select name from items where id = 99999')).trim()).toBe(
+      'written after the backup',
+    );
+    await sql('delete from items where id = 99999');
+    expect(await dump()).toBe(before);
   });
 
   it('one flipped byte in the store: verify and restore refuse, naming the artifact; nothing changes', async () => {
@@ -273,6 +287,57 @@ describe('backups to a real S3 API', () => {
     expect(scheduled).toHaveLength(1);
     expect(scheduled[0]?.tick).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}Z$/);
     expect(scheduled[0]?.status).toBe('ok');
+  });
+
+  it('the job dies mid-run: its restart takes the tick over once the claim lapses; one good backup for the tick', async () => {
+    // pg_dump waits for its table locks: a session holding one keeps the run in its middle.
+    const holding = execIn(db(), 'platform_postgres', [
+      'sh',
+      '-c',
+      'PGPASSWORD="$(cat /run/secrets/postgres_password)" psql -h 127.0.0.1 -U "$POSTGRES_USER" "$POSTGRES_DB" -c "BEGIN; LOCK TABLE items IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(300);"',
+    ]).catch(() => '');
+    const before = await runRows();
+    await new Promise((r) => setTimeout(r, 60_000 - (Date.now() % 60_000) + 1500));
+    execFile(
+      `${ROOT}scripts/lab`,
+      ['ssh', 'lab1', '/usr/local/lib/cluster-cli/platform-backup'],
+      () => {},
+    );
+    let job: Docker.ContainerInfo | undefined;
+    for (let i = 0; i < 120 && !job; i++) {
+      const open = (
+        await sql('select count(*) from cluster_cli.backup_runs where finished_at is null')
+      ).trim();
+      if (open !== '0')
+        job = (await db().listContainers()).find((c) =>
+          c.Names.some((n) => n.startsWith('/platform_backup_')),
+        );
+      if (!job) await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(job, 'a running backup job on the database node').toBeDefined();
+    await db()
+      .getContainer(job?.Id as string)
+      .kill();
+    await sql(
+      "select pg_terminate_backend(pid) from pg_stat_activity where query like '%pg_sleep(300)%' and pid <> pg_backend_pid()",
+    );
+    await holding;
+    // Swarm starts the job again (10 s); it stands by until the dead runner's claim lapses (120 s).
+    let rows: (RunRow & { error?: string | null })[] = [];
+    for (let i = 0; i < 150; i++) {
+      rows = (await runRows()).slice(before.length);
+      if (rows.some((r) => r.status === 'ok') && rows.every((r) => r.status !== 'running')) break;
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+    expect(rows.map((r) => r.status).sort()).toEqual(['failed', 'ok']);
+    expect(new Set(rows.map((r) => r.tick)).size).toBe(1);
+    expect(rows.find((r) => r.status === 'failed')?.error).toMatch(
+      /stopped renewing the claim for 120 s \(it died\); \w+ took the tick over/,
+    );
+    // backup status reads the same: the last run is the good one, nothing stale
+    const st = JSON.parse((await ok(['backup', 'status', '--json'])).stdout);
+    expect(st).toMatchObject({ schedule: '* * * * *', stale: false, lastRun: { status: 'ok' } });
+    expect(st.lastSuccess.id).toBe(rows.find((r) => r.status === 'ok')?.id);
   });
 
   it('the manager whose cron started the last run stops: the next tick still runs, exactly once', async () => {

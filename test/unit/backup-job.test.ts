@@ -67,7 +67,7 @@ describe('jobServiceCreate', () => {
   });
   const argv = create.argv;
 
-  it('creates a one-shot job that is never restarted, labelled with the stack', () => {
+  it('creates a one-shot job that is never restarted (backup run waits for it), labelled with the stack', () => {
     expect(argv.slice(0, 3)).toEqual(['docker', 'service', 'create']);
     expect(values(argv, '--name')).toEqual(['platform_backup_20261124T0300']);
     expect(values(argv, '--mode')).toEqual(['replicated-job']);
@@ -232,8 +232,12 @@ describe('cronScript', () => {
       args: RUN,
       withIdentity: false,
       startedBy: 'node2',
+      restartOnFailure: true,
     }).argv;
     expect(expected).toContain('io.cluster-cli.started-by=node2');
+    // a scheduled job that dies is started again: its new task takes the tick over
+    expect(values(expected, '--restart-condition')).toEqual(['on-failure']);
+    expect(values(expected, '--restart-max-attempts')).toEqual(['3']);
     // Through the shell's quoting and back: 'node.hostname == node1', 'BACKUP_SCHEDULE=0 3 * * *'.
     expect(calls.at(-1)).toEqual(expected.slice(1));
   });
