@@ -215,6 +215,32 @@ describe('ssl, users and config on three managers with a real ACME CA', () => {
     );
   });
 
+  it('ssl enable asks no CA while a domain points at a node that runs no proxy', async () => {
+    const lab4 = h[3]?.address as string; // the database worker
+    await pointDns(APP, [lab4]);
+    try {
+      const before = orders();
+      const r = await cli([
+        'ssl',
+        'enable',
+        '--acme-ca',
+        acme().directory,
+        '--acme-ca-root',
+        acme().caFile,
+        '--dns-server',
+        acme().dnsServer,
+        '--yes',
+      ]);
+      expect(r.code, r.stdout).not.toBe(0);
+      expect(r.stderr).toContain(
+        `Not asking the CA: ${APP} resolves to ${lab4}, which runs no proxy of this cluster`,
+      );
+      expect(orders()).toBe(before);
+    } finally {
+      await pointDns(APP, []);
+    }
+  });
+
   it('user create stores a scrypt hash the login check accepts; the first admin is the app’s', async () => {
     await ok(
       ['user', 'create', 'alice', '--email', 'Alice@Lab.test', '--password-stdin', '--yes'],
@@ -252,6 +278,7 @@ describe('ssl, users and config on three managers with a real ACME CA', () => {
   it('ssl enable: one order, HTTP-01 validated by pebble, every manager serves the certificate', async () => {
     const before = orders();
     const log0 = readFileSync(acme().log, 'utf8').length;
+    const t0 = Date.now();
     const r = await ok([
       'ssl',
       'enable',
@@ -265,8 +292,23 @@ describe('ssl, users and config on three managers with a real ACME CA', () => {
       '--json',
     ]);
     const doc = JSON.parse(r.stdout);
+    console.log(
+      `[measure] ssl enable, to every replica serving the first certificate: ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+    );
     expect(doc.certificate.domains.sort()).toEqual([APP, DASH].sort());
     expect(doc.served.every((s: { current: boolean }) => s.current)).toBe(true);
+    // ssl status: issuer, expiry, the serving nodes, the renewal, no error
+    const st = JSON.parse((await ok(['ssl', 'status', '--json'])).stdout);
+    expect(st.certificate.issuer).toMatch(/Pebble/i);
+    expect(new Date(st.certificate.notAfter).getTime()).toBeGreaterThan(Date.now());
+    expect(st.certificate.daysLeft).toBeGreaterThan(0);
+    expect(st.lastRenewal?.at).toBeDefined();
+    expect(st.lastError ?? '').toBe('');
+    expect([...new Set(st.served.map((x: { node: string }) => x.node))].sort()).toEqual([
+      'lab1',
+      'lab2',
+      'lab3',
+    ]);
     expect(orders()).toBe(before + 1);
     // pebble's VA fetched both tokens for real (no ALWAYS_VALID in the lab)
     const log = readFileSync(acme().log, 'utf8').slice(log0);
@@ -307,6 +349,7 @@ describe('ssl, users and config on three managers with a real ACME CA', () => {
   it('the node that obtained it stops: the others still serve it; ssl renew --force orders once and reaches every replica left', async () => {
     const n = Number(obtainedBy.replace('lab', ''));
     const alive = [1, 2, 3].filter((x) => x !== n);
+    const stoppedAt = Date.now();
     const restart = stopNode(n);
     try {
       // the CA must reach a live proxy now
@@ -317,8 +360,15 @@ describe('ssl, users and config on three managers with a real ACME CA', () => {
         const res = await https(h[x - 1]?.address as string, APP);
         expect(res.verified, `lab${x}: ${res.error}`).toBe(true);
       }
+      console.log(
+        `[measure] failover: HTTPS verified on ${alive.map((x) => `lab${x}`).join(' and ')} ${((Date.now() - stoppedAt) / 1000).toFixed(1)} s after ${obtainedBy}'s Docker was stopped`,
+      );
       const before = orders();
+      const t0 = Date.now();
       const r = await ok(['ssl', 'renew', '--force', '--yes', '--json']);
+      console.log(
+        `[measure] ssl renew --force with ${obtainedBy} down, to every replica left serving it: ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+      );
       const doc = JSON.parse(r.stdout);
       expect(orders()).toBe(before + 1);
       expect(doc.renewed).toBe(true);
@@ -366,6 +416,16 @@ describe('ssl, users and config on three managers with a real ACME CA', () => {
     const a = h[1]?.address as string;
     expect((await https(a, DASH, `alice:${generated}`)).status).toBe(200);
     expect((await https(a, DASH, `alice:${PASSWORD}`)).status).toBe(401);
+    // disabled: no login anywhere; enabled again: back in
+    await ok(['user', 'disable', 'alice', '--yes']);
+    expect((await cli(['user', 'verify', 'alice', '--password-stdin'], generated)).code).toBe(1);
+    expect(JSON.parse((await ok(['user', 'list', '--json'])).stdout)).toEqual([
+      expect.objectContaining({ name: 'alice', disabled: true }),
+    ]);
+    expect((await https(a, DASH, `alice:${generated}`)).status).toBe(401);
+    await ok(['user', 'enable', 'alice', '--yes']);
+    expect((await cli(['user', 'verify', 'alice', '--password-stdin'], generated)).code).toBe(0);
+    expect((await https(a, DASH, `alice:${generated}`)).status).toBe(200);
     await ok(['user', 'delete', 'alice', '--yes']);
     expect((await cli(['user', 'verify', 'alice', '--password-stdin'], generated)).code).toBe(1);
     expect(JSON.parse((await ok(['user', 'list', '--json'])).stdout)).toEqual([]);
@@ -394,5 +454,16 @@ describe('ssl, users and config on three managers with a real ACME CA', () => {
     // config get reads cluster.yaml only: no SSH options
     const get = await runCli(['config', 'get', 'app.replicas', '--json', '-c', cfg]);
     expect(JSON.parse(get.stdout).value).toBe(2);
+  });
+
+  it('ssl disable goes back to plain HTTP on every proxy', async () => {
+    const r = JSON.parse((await ok(['ssl', 'disable', '--yes', '--json'])).stdout);
+    expect(r.tls).toBe('off');
+    expect(readFileSync(cfg, 'utf8')).toMatch(/tls: off/);
+    for (const n of [1, 2, 3]) {
+      const res = await http(h[n - 1]?.address as string, APP);
+      expect(res.status, `lab${n}`).toBeGreaterThan(0);
+      expect(res.status, `lab${n}: no redirect to HTTPS any more`).not.toBe(308);
+    }
   });
 });
