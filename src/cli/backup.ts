@@ -149,27 +149,7 @@ export async function runBackupSetup(opts: BackupSetupOpts, ctx: Ctx): Promise<v
     if (identity)
       put(names.identity, identity.identity, imported ? 'age identity, given' : 'age identity');
 
-    // Every manager: its cron entry and the script it runs (one job per tick starts).
-    const managers = config.hosts.filter((x) => x.role === 'manager');
-    for (const m of managers) {
-      let s = m.name === h.manager.host.name ? h.manager.session : undefined;
-      if (!s) {
-        s = await connectSession(ctx, hostTarget(m, opts, config));
-        sessions.set(s.exec.label, s);
-      }
-      steps.push(
-        change(
-          `cron-${m.name}`,
-          s.exec.label,
-          `Cron on ${m.name}: ${schedule.expression} (UTC) → ${cronScriptPath(config.name)}`,
-          [
-            writeFileCmd(cronScriptPath(config.name), cronScript(config), '0755'),
-            writeFileCmd(cronFilePath(config.name), cronFile(config), '0644'),
-          ],
-          { wave: 'cron' },
-        ),
-      );
-    }
+    steps.push(...(await cronSteps(ctx, h, config, opts, sessions)));
     const plan: Plan = { title: `backup setup on ${config.name}`, steps };
     const next = { config, text: editConfigText(h.text, input) };
     await runPipeline(ctx, opts, {
@@ -528,6 +508,42 @@ function mb(bytes: number): string {
   return bytes >= 1048576
     ? `${(bytes / 1048576).toFixed(1)} MB`
     : `${(bytes / 1024).toFixed(1)} kB`;
+}
+
+/**
+ * Every manager of `config`: its cron entry and the script it runs (one job
+ * per tick starts), written whole. Sessions to managers other than the one
+ * connected are opened and added to `sessions`.
+ */
+export async function cronSteps(
+  ctx: Ctx,
+  h: ClusterHandle,
+  config: Config,
+  opts: SshFlags,
+  sessions: Map<string, HostSession>,
+): Promise<Step[]> {
+  const schedule = parseSchedule(config.backup?.schedule ?? '0 3 * * *');
+  const steps: Step[] = [];
+  for (const m of config.hosts.filter((x) => x.role === 'manager')) {
+    let s = m.name === h.manager.host.name ? h.manager.session : undefined;
+    if (!s) {
+      s = await connectSession(ctx, hostTarget(m, opts, config));
+      sessions.set(s.exec.label, s);
+    }
+    steps.push(
+      change(
+        `cron-${m.name}`,
+        s.exec.label,
+        `Cron on ${m.name}: ${schedule.expression} (UTC) → ${cronScriptPath(config.name)}`,
+        [
+          writeFileCmd(cronScriptPath(config.name), cronScript(config), '0755'),
+          writeFileCmd(cronFilePath(config.name), cronFile(config), '0644'),
+        ],
+        { wave: 'cron' },
+      ),
+    );
+  }
+  return steps;
 }
 
 /** `backup status`: schedule, last success, next tick; a warning when the last success is too old. */

@@ -19,11 +19,12 @@ import { changesOf } from '../core/plan.js';
 import { configServiceNames, hasAgent } from '../stack/model.js';
 import { formatConfigChanges, formatConfigList, formatConfigValue } from '../ui/config-view.js';
 import { parseTimeoutFlag } from './ask.js';
+import { cronSteps } from './backup.js';
 import { cfgFlag, openCluster, stackStepsFor } from './cluster.js';
 import type { SshFlags } from './connect.js';
 import type { Ctx } from './context.js';
 import { converge } from './converge-progress.js';
-import { type PipelineFlags, runPipeline } from './pipeline.js';
+import { closeAll, type PipelineFlags, runPipeline } from './pipeline.js';
 
 /**
  * `config get|list` (read-only: cluster.yaml alone, no host) and the file
@@ -175,6 +176,11 @@ export async function prepareConfigEdit(
   const keys = 'pairs' in req ? req.pairs.map(([k]) => k) : req.keys;
   for (const k of keys) resolveKey(k);
   const current = await readConfigFile(ctx, req.config);
+  if (keys.some((k) => k.startsWith('backup.')) && !current.input.backup)
+    throw new UserError(
+      `Backups are not set up in ${current.configArg}: backup.* keys change an existing setup.`,
+      'cluster-cli backup setup --s3-endpoint https://s3.example.com --s3-bucket backups --schedule "0 3 * * *"',
+    );
   const next =
     'pairs' in req
       ? setValuesChecked(current.input, req.pairs)
@@ -244,22 +250,28 @@ async function applyConfigEdit(
     if (!opts.json) ctx.stdout.write(t);
   };
   const h = await openCluster(ctx, opts);
+  const manager = h.manager.session;
+  const sessions = new Map([[manager.exec.label, manager]]);
   try {
     const stack = stackStepsFor(h, edit.after, Boolean(opts.force));
     for (const w of stack.warnings) out(`warning: ${w}\n`);
     for (const w of edit.warnings) out(`warning: ${w.path}: ${w.message}\n`);
     const fileChanges = edit.afterText !== edit.beforeText;
+    // A new schedule or retention reaches the job through each manager's cron script.
+    const cron =
+      edit.after.backup && edit.changes.some((c) => c.key.startsWith('backup.'))
+        ? await cronSteps(ctx, h, edit.after, opts, sessions)
+        : [];
     const plan = {
       title: `config ${verb} on ${h.config.name}`,
-      steps: stack.steps,
+      steps: [...stack.steps, ...cron],
     };
-    const manager = h.manager.session;
     let since: Date | undefined;
     let written = false;
     const outcome = await runPipeline(ctx, opts, {
       name: `config ${verb}`,
       plan,
-      sessions: new Map([[manager.exec.label, manager]]),
+      sessions,
       preamble: {
         text: formatConfigChanges(edit.changes, edit.configArg),
         json: { changes: edit.changes },
@@ -314,6 +326,6 @@ async function applyConfigEdit(
     });
     if (outcome.dryRun) return;
   } finally {
-    await h.manager.session.close();
+    await closeAll(sessions.values());
   }
 }

@@ -35,5 +35,7 @@ export function configChanges(before: Config, after: Config): ConfigChange[] {
 /** The stack services any of the changes concern, in stack order. */
 export function affectedServices(changes: readonly ConfigChange[]): StackService[] {
   const all = new Set(changes.flatMap((c) => c.services));
-  return (['proxy', 'app', 'postgres', 'redis', 'agent'] as const).filter((s) => all.has(s));
+  return (['proxy', 'app', 'postgres', 'redis', 'agent', 'backup'] as const).filter((s) =>
+    all.has(s),
+  );
 }

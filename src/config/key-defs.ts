@@ -9,8 +9,11 @@
  * cluster.yaml, with the same placeholders.
  */
 
-/** Services of the platform stack a change affects (display only: the stack renderer decides). */
-export type StackService = 'proxy' | 'app' | 'postgres' | 'redis' | 'agent';
+/**
+ * Services of the platform stack a change affects (display only: the stack
+ * renderer decides); `backup` is the scheduled backup job's cron entries.
+ */
+export type StackService = 'proxy' | 'app' | 'postgres' | 'redis' | 'agent' | 'backup';
 
 /** The stack services whose resources `resources.<service>.*` sets. */
 export const RESOURCE_SERVICES = ['proxy', 'app', 'postgres', 'redis'] as const;
@@ -179,6 +182,23 @@ export const KEY_DEFS: readonly KeyDef[] = [
     services: ['agent'],
     typeError: 'must be a whole number of days',
   },
+  {
+    key: 'backup.schedule',
+    path: 'backup.schedule',
+    kind: 'string',
+    description: 'when scheduled backups run: a five-field cron expression, UTC',
+    services: ['backup'],
+  },
+  ...(['daily', 'weekly', 'monthly', 'yearly'] as const).map(
+    (period): KeyDef => ({
+      key: `backup.retention.${period}`,
+      path: `backup.retention.${period}`,
+      kind: 'int',
+      description: `${period} backups kept (grandfather-father-son)`,
+      services: ['backup'],
+      typeError: 'must be a whole number',
+    }),
+  ),
   {
     key: 'agent.image',
     path: 'agent.image',

@@ -379,6 +379,43 @@ describe('backups to a real S3 API', () => {
     }
   });
 
+  it("config set backup.schedule and backup.retention rewrite every manager's cron entry, and touch no service", async () => {
+    const versions = async () =>
+      Object.fromEntries(
+        (await (d[0] as Docker).listServices()).map((x) => [x.Spec?.Name, x.Version?.Index]),
+      );
+    const before = await versions();
+    const cronFile = '/etc/cron.d/cluster-cli-platform-backup';
+    const script = '/usr/local/lib/cluster-cli/platform-backup';
+    const r = JSON.parse(
+      (
+        await ok([
+          'config',
+          'set',
+          'backup.schedule=30 2 * * *',
+          'backup.retention.daily=14',
+          '--yes',
+          '--json',
+        ])
+      ).stdout,
+    );
+    expect(r.changes.map((c: { key: string }) => c.key)).toEqual([
+      'backup.schedule',
+      'backup.retention.daily',
+    ]);
+    expect(r.updated).toEqual(
+      ['lab1', 'lab2', 'lab3'].map((m) => expect.stringContaining(`Cron on ${m}: 30 2 * * *`)),
+    );
+    // the managers share this machine's filesystem in the lab: one file to read
+    expect(readFileSync(cronFile, 'utf8')).toContain('30 2 * * * root');
+    expect(readFileSync(script, 'utf8')).toContain('BACKUP_RETENTION=daily=14,weekly=4');
+    expect(readFileSync(cfg, 'utf8')).toMatch(/schedule: (["']?)30 2 \* \* \*\1/);
+    expect(await versions()).toEqual(before);
+    // and back, for the tests that fire every minute
+    await ok(['config', 'set', 'backup.schedule=* * * * *', 'backup.retention.daily=7', '--yes']);
+    expect(readFileSync(cronFile, 'utf8')).toContain('* * * * * root');
+  });
+
   it('a new cluster on another host restores from the bucket alone (and the key kept elsewhere)', async () => {
     // What the lost cluster held at its last backup (nothing changed since the last tick).
     const want = await dump();

@@ -446,6 +446,46 @@ describe('prepareConfigEdit', () => {
     expect(JSON.stringify(edit.changes)).not.toContain('sk_live_x');
   });
 
+  it('backup.*: schedule and retention of an existing setup, cron grammar checked; none without a setup', async () => {
+    await expect(
+      prepareConfigEdit(
+        { cwd: dir },
+        { config: 'cluster.yaml', pairs: [['backup.schedule', '0 4 * * *']] },
+      ),
+    ).rejects.toThrow(/^Backups are not set up in cluster\.yaml/);
+    await writeFile(
+      join(dir, 'cluster.yaml'),
+      `${TEXT}backup:\n  s3: { endpoint: 'https://s3.example.com', bucket: backups }\n  schedule: '0 3 * * *' # nightly\n`,
+    );
+    const edit = await prepareConfigEdit(
+      { cwd: dir },
+      {
+        config: 'cluster.yaml',
+        pairs: [
+          ['backup.schedule', '30 2 * * *'],
+          ['backup.retention.daily', '14'],
+        ],
+      },
+    );
+    expect(edit.changes).toEqual([
+      { key: 'backup.schedule', before: '0 3 * * *', after: '30 2 * * *', services: ['backup'] },
+      { key: 'backup.retention.daily', before: 7, after: 14, services: ['backup'] },
+    ]);
+    expect(edit.afterText).toContain("schedule: '30 2 * * *' # nightly");
+    await expect(
+      prepareConfigEdit(
+        { cwd: dir },
+        { config: 'cluster.yaml', pairs: [['backup.schedule', '61 3 * * *']] },
+      ),
+    ).rejects.toThrow('backup.schedule: minute 61 is out of range (0-59)');
+    await expect(
+      prepareConfigEdit(
+        { cwd: dir },
+        { config: 'cluster.yaml', pairs: [['backup.retention.weekly', 'many']] },
+      ),
+    ).rejects.toThrow(/backup\.retention\.weekly: must be a whole number/);
+  });
+
   it('a bad value throws before anything is rendered', async () => {
     await expect(
       prepareConfigEdit({ cwd: dir }, { config: 'cluster.yaml', pairs: [['app.replicas', '-1']] }),
