@@ -28,6 +28,7 @@ export const AGE_VERSION = 'age-encryption.org/v1';
 
 export type ArtifactName =
   | 'postgres.dump'
+  | 'admins.dump'
   | 'redis.rdb'
   | 'cluster.yaml'
   | 'stack.yml'
@@ -41,6 +42,13 @@ export const REQUIRED_ARTIFACTS = [
   'stack.yml',
 ] as const;
 
+/**
+ * In backups since they carry it, absent from older ones: cluster-cli's admin
+ * users (a data-only dump of cluster_cli.users), for a cluster rebuilt from
+ * the bucket.
+ */
+export const OPTIONAL_ARTIFACTS = ['admins.dump'] as const;
+
 // Docker's volume name rule.
 const VOLUME_ARTIFACT = /^volume-[A-Za-z0-9][A-Za-z0-9_.-]*\.tar$/;
 const SHA256 = /^[0-9a-f]{64}$/;
@@ -48,7 +56,11 @@ const BACKUP_ID = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
 const TICK = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}Z$/;
 
 export function isArtifactName(name: string): name is ArtifactName {
-  return (REQUIRED_ARTIFACTS as readonly string[]).includes(name) || VOLUME_ARTIFACT.test(name);
+  return (
+    (REQUIRED_ARTIFACTS as readonly string[]).includes(name) ||
+    (OPTIONAL_ARTIFACTS as readonly string[]).includes(name) ||
+    VOLUME_ARTIFACT.test(name)
+  );
 }
 
 /** The artifact of one named volume. */
@@ -65,7 +77,8 @@ const instant = z.iso.datetime({ error: 'must be a UTC time such as 2026-11-24T0
 
 const Artifact = z.object({
   name: z.string().refine(isArtifactName, {
-    error: 'must be postgres.dump, redis.rdb, cluster.yaml, stack.yml or volume-<name>.tar',
+    error:
+      'must be postgres.dump, admins.dump, redis.rdb, cluster.yaml, stack.yml or volume-<name>.tar',
   }),
   /** The S3 object key; restore reads the artifact beside the manifest, this is a record. */
   key: text,

@@ -82,7 +82,7 @@ export async function runBackupJob(action: string, opts: JobOpts, ctx: Ctx): Pro
     const tasks = await localTasks(stack);
     if (action === 'run') await run(db, s3, loc, tasks, { ...opts, owner, log });
     else if (action === 'verify') await verify(db, s3, loc, tasks, opts.id ?? 'latest', log);
-    else if (action === 'restore') await restore(s3, loc, tasks, opts, log);
+    else if (action === 'restore') await restore(db, s3, loc, tasks, opts, log);
     else throw new UserError(`Unknown backup job ${action}.`, 'run|verify|restore');
   } finally {
     await db.end();
@@ -233,6 +233,17 @@ async function run(
             // run history, the claims, the admins or the certificate state.
             PG(
               'pg_dump -Fc --exclude-schema=cluster_cli -h 127.0.0.1 -U "$POSTGRES_USER" "$POSTGRES_DB"',
+            ),
+          ),
+        },
+        {
+          // cluster-cli's admins, apart from the app's data: restored only onto a
+          // cluster that has none (one rebuilt from the bucket), never rolled back.
+          name: 'admins.dump',
+          open: execSource(
+            t.postgres,
+            PG(
+              'pg_dump -Fc --data-only --table=cluster_cli.users -h 127.0.0.1 -U "$POSTGRES_USER" "$POSTGRES_DB"',
             ),
           ),
         },
@@ -400,8 +411,9 @@ async function pgRestore(
   t: LocalTasks,
   database: string,
   extra: string[],
+  artifact: 'postgres.dump' | 'admins.dump' = 'postgres.dump',
 ): Promise<void> {
-  const { stream, checked } = await openArtifact(s3, m, 'postgres.dump', await identity());
+  const { stream, checked } = await openArtifact(s3, m, artifact, await identity());
   const x = await execInContainer(
     SOCKET,
     t.postgres,
@@ -425,6 +437,7 @@ async function pgRestore(
 
 /** Replace the data with a backup's (the CLI stopped the app first and starts it again after). */
 async function restore(
+  db: Queryable,
   s3: S3Target,
   loc: BackupLocation,
   t: LocalTasks,
@@ -439,6 +452,29 @@ async function restore(
   if (!only || only === 'postgres') {
     await pgRestore(s3, m, t, t.database, ['--clean', '--if-exists', '--single-transaction']);
     log('PostgreSQL restored');
+    if (m.artifacts.some((a) => a.name === 'admins.dump')) {
+      const have = Number(
+        (await db.query<{ n: string }>('SELECT count(*) AS n FROM cluster_cli.users')).rows[0]?.n ??
+          0,
+      );
+      if (have === 0) {
+        await pgRestore(
+          s3,
+          m,
+          t,
+          t.database,
+          ['--data-only', '--single-transaction'],
+          'admins.dump',
+        );
+        // the rows came with their ids: the next user create must not reuse one
+        await db.query(
+          "SELECT setval(pg_get_serial_sequence('cluster_cli.users', 'id'), coalesce(max(id), 1)) FROM cluster_cli.users",
+        );
+        const n = (await db.query<{ n: string }>('SELECT count(*) AS n FROM cluster_cli.users'))
+          .rows[0]?.n;
+        log(`admins restored: ${n} (this cluster had none)`);
+      } else log(`admins kept: this cluster has its own ${have}`);
+    }
   }
   if (!only || only === 'redis' || only === 'volumes') {
     // Redis loads dump.rdb at start when no AOF exists: put it (and the volume's files) in

@@ -99,6 +99,17 @@ describe('validateManifest', () => {
     expect(err.message).toBe(`manifest ${SOURCE}: artifacts has no ${name}`);
   });
 
+  it('takes the admins dump beside the required artifacts; older backups without it stay valid', () => {
+    const withAdmins = manifest({
+      artifacts: [...REQUIRED_ARTIFACTS, 'admins.dump'].map((n) => artifact(n)),
+    });
+    expect(validateManifest(withAdmins, SOURCE).artifacts.map((a) => a.name)).toContain(
+      'admins.dump',
+    );
+    const without = manifest({ artifacts: REQUIRED_ARTIFACTS.map((n) => artifact(n)) });
+    expect(validateManifest(without, SOURCE).artifacts).toHaveLength(REQUIRED_ARTIFACTS.length);
+  });
+
   it('is a one-line UserError', () => {
     const err = refusal(withArtifact('redis.rdb', () => undefined));
     expect(err).toBeInstanceOf(UserError);
@@ -167,7 +178,7 @@ describe('validateManifest', () => {
     const m = manifest();
     m.artifacts = [...(m.artifacts as Json[]), artifact('volume-.tar')];
     expect(refusal(m).message).toBe(
-      `manifest ${SOURCE}: artifacts[5].name must be postgres.dump, redis.rdb, cluster.yaml, stack.yml or volume-<name>.tar`,
+      `manifest ${SOURCE}: artifacts[5].name must be postgres.dump, admins.dump, redis.rdb, cluster.yaml, stack.yml or volume-<name>.tar`,
     );
   });
 
