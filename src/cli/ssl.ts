@@ -101,10 +101,9 @@ export async function runSslEnable(opts: SslEnableOpts, ctx: Ctx): Promise<void>
     });
     const model = buildStackModel(next.config);
     const dir = model.acme?.directory ?? LETS_ENCRYPT;
-    // Before anything changes: an unreachable CA is one line, nothing done.
-    await checkDirectory(dir, caRootPem ?? (await storedCaRoot(h, next.config)));
+    // A refusal that needs no CA comes first.
     if (managedBy === 'proxy') {
-      const replicas = proxyNodes(h).size;
+      const replicas = proxyNodes(h, true).size;
       if (replicas > 1) {
         throw new UserError(
           `The proxy runs ${replicas} replicas; with its own ACME each would hold a different certificate, lost with its node.`,
@@ -112,6 +111,8 @@ export async function runSslEnable(opts: SslEnableOpts, ctx: Ctx): Promise<void>
         );
       }
     }
+    // Before anything changes: an unreachable CA is one line, nothing done.
+    await checkDirectory(dir, caRootPem ?? (await storedCaRoot(h, next.config)));
     const stack = stackStepsFor(h, next.config, false);
     const domains = certificateDomains(model);
     const issue: Step[] =
@@ -464,13 +465,17 @@ function tlsSettings(config: Config, domains: string[], caRoot: string | undefin
   };
 }
 
-/** Address → node name of the nodes that run the proxy (managers, or the public ones). */
-function proxyNodes(h: ClusterHandle): Map<string, string> {
+/**
+ * Address → node name of the nodes that run the proxy (managers, or the
+ * public ones); only the ready ones unless `evenDown` (a node that is down
+ * runs its replica again when it is back).
+ */
+function proxyNodes(h: ClusterHandle, evenDown = false): Map<string, string> {
   const nodes = h.manager.cluster.nodes;
   const anyPublic = nodes.some((n) => n.labels.public_ip === 'true');
   const out = new Map<string, string>();
   for (const n of nodes) {
-    if (n.role !== 'manager' || n.state !== 'ready') continue;
+    if (n.role !== 'manager' || (!evenDown && n.state !== 'ready')) continue;
     if (anyPublic && n.labels.public_ip !== 'true') continue;
     if (n.addr) out.set(n.addr, n.hostname);
   }

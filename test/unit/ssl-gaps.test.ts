@@ -289,6 +289,14 @@ describe("ssl enable --managed-by proxy (the proxy's own ACME) needs a single pr
     );
   });
 
+  it('a manager that is down counts too (its replica comes back with it); refused before any CA is asked', async () => {
+    const t = harness([node1, { ...node2, state: 'down' }]);
+    ca.asked.length = 0;
+    expect(await t.run('ssl', 'enable', '--managed-by', 'proxy', '--yes')).toBe(2);
+    expect(t.stderr()).toContain('The proxy runs 2 replicas');
+    expect(ca.asked).toEqual([]);
+  });
+
   it('the same two managers are fine when the cluster owns the certificate', async () => {
     const t = harness([node1, node2]);
     expect(await t.run('ssl', 'enable', '--dry-run'), t.stderr()).toBe(0);
