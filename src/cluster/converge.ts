@@ -411,6 +411,8 @@ export interface WaitOptions {
   readonly onNotice?: (line: string) => void;
   /** How long a stranded global task is left before its service is restarted (default 60 s). */
   readonly strandedGraceMs?: number;
+  /** How long a global update may stall while a node is down before it is started again (default 45 s). */
+  readonly stallMs?: number;
 }
 
 /**
@@ -421,6 +423,25 @@ export interface WaitOptions {
  */
 const STRANDED_GRACE_MS = 60_000;
 const STRANDED_RESTARTS = 2;
+
+/** How long a global update may make no progress while a node is down before it is started again. */
+const STALL_MS = 45_000;
+
+/**
+ * Pure: the nodes that are not up when a global service's update is under way
+ * and not every eligible node runs the new spec yet; empty otherwise.
+ */
+export function stalledOn(
+  svc: ApiService,
+  state: ServiceState,
+  nodes: readonly NodeView[] | undefined,
+): string[] {
+  if (!svc.Spec.Mode?.Global || state.update !== 'updating' || state.running >= state.desired)
+    return [];
+  return (nodes ?? [])
+    .filter((n) => n.state !== 'ready' && n.availability === 'active')
+    .map((n) => n.name || n.id.slice(0, 12));
+}
 
 /**
  * Have Swarm place a global service's tasks again (`docker service update
@@ -453,6 +474,8 @@ export async function waitForConvergence(api: DockerApi, o: WaitOptions): Promis
   const interval = o.intervalMs ?? 500;
   const strandedSeen = new Map<string, number>();
   const restarts = new Map<string, number>();
+  const stalls = new Map<string, { mark: string; since: number }>();
+  const restarted = new Set<string>();
   for (;;) {
     const { states, failed, services, tasks, nodes } = await readServiceStates(
       api,
@@ -476,6 +499,25 @@ export async function waitForConvergence(api: DockerApi, o: WaitOptions): Promis
     );
     if (missing.length) throw new MissingImageError(missing, await nodeNames(api));
     for (const svc of services.filter((x) => lagging.includes(x.Spec.Name))) {
+      // A global update that makes no progress while a node is down: Swarm's
+      // updater waits on that node's slot (it began while the node was only
+      // "unknown", after a leader change). Started again, it skips the node.
+      const state = states.find((x) => x.name === svc.Spec.Name);
+      const away = state ? stalledOn(svc, state, nodes) : [];
+      const mark = `${svc.ID}:${state?.running}`;
+      if (!away.length) stalls.delete(svc.ID);
+      else if (stalls.get(svc.ID)?.mark !== mark) stalls.set(svc.ID, { mark, since: Date.now() });
+      else if (
+        Date.now() - (stalls.get(svc.ID)?.since ?? Date.now()) >= (o.stallMs ?? STALL_MS) &&
+        !restarted.has(svc.ID)
+      ) {
+        restarted.add(svc.ID);
+        o.onNotice?.(
+          `${svc.Spec.Name}: Swarm's rolling update waits on ${away.join(', ')}, which is not up; starting it again (--force) so it goes on without ${away.length === 1 ? 'it' : 'them'}`,
+        );
+        await forceUpdate(api, svc.ID);
+        stalls.delete(svc.ID);
+      }
       const stranded = strandedGlobalTasks(
         svc,
         tasks.filter((t) => t.ServiceID === svc.ID),

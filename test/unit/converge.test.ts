@@ -10,6 +10,7 @@ import {
   normalizeSpec,
   sameSpec,
   serviceState,
+  stalledOn,
   strandedGlobalTasks,
   waitForConvergence,
 } from '../../src/cluster/converge.js';
@@ -442,5 +443,117 @@ describe('a global task Swarm rejected and will not retry', () => {
       body: { Name: 'p_proxy', TaskTemplate: { ForceUpdate: 3 } },
     });
     expect(notices).toEqual([expect.stringContaining('p_proxy: Swarm rejected its task on lab2')]);
+  });
+});
+
+describe('a global update Swarm stalls on a node that is down', () => {
+  const g = {
+    ID: 'sp',
+    Spec: { Name: 'p_proxy', TaskTemplate: template, Mode: { Global: {} } },
+  } as ApiService;
+  const node = (id: string, state = 'ready') => ({
+    id,
+    name: id,
+    role: 'manager' as const,
+    labels: {},
+    state,
+    availability: 'active',
+  });
+  const down = [node('lab1', 'down'), node('lab2'), node('lab3')];
+
+  it('names the nodes that are not up while the update waits and a node that is up lags', () => {
+    expect(
+      stalledOn(g, { name: 'p_proxy', running: 1, desired: 2, update: 'updating' }, down),
+    ).toEqual(['lab1']);
+    // every node that is up runs it, or nothing is down, or no update: not stalled
+    expect(
+      stalledOn(g, { name: 'p_proxy', running: 2, desired: 2, update: 'updating' }, down),
+    ).toEqual([]);
+    expect(
+      stalledOn(g, { name: 'p_proxy', running: 1, desired: 2, update: 'updating' }, [
+        node('lab2'),
+        node('lab3'),
+      ]),
+    ).toEqual([]);
+    expect(
+      stalledOn(g, { name: 'p_proxy', running: 1, desired: 2, update: 'paused' }, down),
+    ).toEqual([]);
+    const replicated = { ...g, Spec: { ...g.Spec, Mode: { Replicated: { Replicas: 2 } } } };
+    expect(
+      stalledOn(replicated, { name: 'p_proxy', running: 1, desired: 2, update: 'updating' }, down),
+    ).toEqual([]);
+  });
+
+  it('waitForConvergence starts the update again once, when it makes no progress', async () => {
+    // A fake engine: the update sits at one of two nodes until it is forced.
+    let forced = 0;
+    const tasksFor = () =>
+      [
+        {
+          ID: 'a',
+          ServiceID: 'sp',
+          NodeID: 'lab2',
+          Spec: forced ? taskSpec : { ...taskSpec, ContainerSpec: { Image: 'old:1' } },
+          DesiredState: 'running',
+          Status: { State: 'running' },
+        },
+        {
+          ID: 'b',
+          ServiceID: 'sp',
+          NodeID: 'lab3',
+          Spec: taskSpec,
+          DesiredState: 'running',
+          Status: { State: 'running' },
+        },
+      ] as ApiTask[];
+    const api: DockerApi = {
+      async request<T>(r: ApiRequest): Promise<T> {
+        if (r.path === '/services')
+          return [{ ...g, UpdateStatus: { State: forced ? 'completed' : 'updating' } }] as T;
+        if (r.path === '/tasks') return tasksFor() as T;
+        if (r.path === '/nodes')
+          return [
+            {
+              ID: 'lab1',
+              Spec: { Role: 'manager' },
+              Description: { Hostname: 'lab1' },
+              Status: { State: 'down' },
+            },
+            {
+              ID: 'lab2',
+              Spec: { Role: 'manager' },
+              Description: { Hostname: 'lab2' },
+              Status: { State: 'ready' },
+            },
+            {
+              ID: 'lab3',
+              Spec: { Role: 'manager' },
+              Description: { Hostname: 'lab3' },
+              Status: { State: 'ready' },
+            },
+          ] as T;
+        if (r.path === '/services/sp' && r.method === 'GET')
+          return { Version: { Index: 3 }, Spec: g.Spec } as T;
+        if (r.path === '/services/sp/update') {
+          forced++;
+          return {} as T;
+        }
+        throw new Error(`unexpected ${r.method} ${r.path}`);
+      },
+      async close() {},
+    };
+    const notices: string[] = [];
+    await waitForConvergence(api, {
+      stack: 'p',
+      services: ['p_proxy'],
+      timeoutMs: 20_000,
+      intervalMs: 20,
+      stallMs: 150,
+      onNotice: (l) => notices.push(l),
+    });
+    expect(forced).toBe(1);
+    expect(notices).toEqual([
+      "p_proxy: Swarm's rolling update waits on lab1, which is not up; starting it again (--force) so it goes on without it",
+    ]);
   });
 });
