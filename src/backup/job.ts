@@ -1,5 +1,5 @@
 import type { Config } from '../config/schema.js';
-import { type Cmd, cmd } from '../core/cmd.js';
+import { type Cmd, cmd, fileWrite } from '../core/cmd.js';
 import { quoteArg } from '../core/quote.js';
 import { networkNames, placement } from '../stack/model.js';
 import { parseSchedule } from './schedule.js';
@@ -189,17 +189,5 @@ export function cronFile(config: Config): string {
   ].join('\n');
 }
 
-/** Writing a file on a host through stdin (`install` sets the mode; nothing in argv but the path). */
-export function writeFileCmd(path: string, content: string, mode: string): Cmd {
-  return cmd(
-    [
-      'sh',
-      '-c',
-      'mkdir -p "$(dirname "$1")" && cat > "$1.new" && chmod "$2" "$1.new" && mv "$1.new" "$1"',
-      'sh',
-      path,
-      mode,
-    ],
-    { stdin: content },
-  );
-}
+/** Writing a file on a host through stdin (nothing in argv but the path and mode). */
+export const writeFileCmd = fileWrite;

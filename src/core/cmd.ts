@@ -52,6 +52,19 @@ export function shellScript(
   return cmd(['sh', '-c', script, 'sh', ...params], extra);
 }
 
+/**
+ * Write a file through stdin, replacing it in one rename: the content goes to
+ * a temporary file of its own beside it (two writers of one path never share
+ * it), gets its mode, then takes the path. Nothing in argv but path and mode.
+ */
+export function fileWrite(path: string, content: string, mode: string): Cmd {
+  return shellScript(
+    'mkdir -p "$(dirname "$1")" && t=$(mktemp "$1.XXXXXX") && { cat > "$t" && chmod "$2" "$t" && mv -f "$t" "$1" || { rm -f "$t"; exit 1; }; }',
+    [path, mode],
+    { stdin: content },
+  );
+}
+
 /** Human-readable, copy-pasteable (quoted) form of a command; stdin is never shown. */
 export function formatCmd(c: Cmd): string {
   const line = c.argv.map(quoteArg).join(' ');

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type Cmd, cmd, shellScript } from '../core/cmd.js';
+import { type Cmd, cmd, fileWrite, shellScript } from '../core/cmd.js';
 import { change, type Plan, type Step, unchanged } from '../core/plan.js';
 import { type FirewallFacts, normalizeRule } from './probe.js';
 import {
@@ -58,14 +58,8 @@ export function jumpEnsure(family: Family, from: string, to: string): Cmd {
   return shellScript(ENSURE_JUMP, [iptablesBin(family), from, to]);
 }
 
-/** Write a file through stdin (a new file renamed over the old one; nothing in argv but path and mode). */
-export function fileWrite(path: string, content: string, mode: string): Cmd {
-  return shellScript(
-    'mkdir -p "$(dirname "$1")" && cat > "$1.new" && chmod "$2" "$1.new" && mv "$1.new" "$1"',
-    [path, mode],
-    { stdin: content },
-  );
-}
+/** Write a file through stdin, renamed over the old one (core's fileWrite). */
+export { fileWrite };
 
 export function systemctl(...args: string[]): Cmd {
   return cmd(['systemctl', ...args]);

@@ -22,6 +22,7 @@ import {
   labHost,
   ROOT,
   readLab,
+  runCli,
   samplePs,
   stopNode,
   wipe,
@@ -416,8 +417,15 @@ describe('backups to a real S3 API', () => {
     expect(readFileSync(cronFile, 'utf8')).toContain('* * * * * root');
   });
 
-  it('a new cluster on another host restores from the bucket alone (and the key kept elsewhere)', async () => {
-    // What the lost cluster held at its last backup (nothing changed since the last tick).
+  it('a new cluster on another host restores from the bucket alone (and the key kept elsewhere), its admins too', async () => {
+    // An admin of the cluster about to be lost, in a backup taken now.
+    const PASSWORD = 'correct horse battery staple';
+    await ok(
+      ['user', 'create', 'ops', '--email', 'ops@lab.test', '--password-stdin', '--yes'],
+      PASSWORD,
+    );
+    await ok(['backup', 'run', '--yes']);
+    // What the lost cluster held at its last backup (nothing changed since).
     const want = await dump();
     const wantRedis = (await redis('mget', 'greeting', 'counter')).trim();
     wipe('lab5');
@@ -440,10 +448,42 @@ describe('backups to a real S3 API', () => {
     ]);
     const on = dockerOf(labHost(lab, 'lab5'));
     expect(await dump(on)).not.toBe(want);
-    await fresh.ok([...setupArgs(), '--age-identity-file', keyFile], creds());
+    // the S3 credentials from the environment this time (no stdin, no prompt)
+    const setup = await runCli(
+      [
+        ...setupArgs().filter((a) => a !== '--s3-credentials-stdin'),
+        '--age-identity-file',
+        keyFile,
+        '--identity',
+        lab.sshKey,
+        '--known-hosts',
+        lab.knownHosts,
+        '-c',
+        cfg2,
+      ],
+      {
+        env: {
+          AWS_ACCESS_KEY_ID: lab.s3.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: lab.s3.secretAccessKey,
+        },
+      },
+    );
+    expect(setup.code, setup.stderr).toBe(0);
+    expect(readFileSync(cfg2, 'utf8')).not.toContain(lab.s3.secretAccessKey);
     expect(readFileSync(cfg2, 'utf8')).toMatch(/recipient: age1/);
+    expect(JSON.parse((await fresh.ok(['user', 'list', '--json'])).stdout)).toEqual([]);
+    // without --yes and without a terminal: refused, nothing touched
+    const asked = await fresh.cli(['restore', 'latest']);
+    expect(asked.code).toBe(2);
+    expect(asked.stderr).toMatch(/--yes/);
+    expect(await dump(on)).not.toBe(want);
     const r = await fresh.ok(['restore', 'latest', '--yes']);
     expect(r.stdout).toMatch(/The app runs again/);
+    // the admins come back onto a cluster that had none, and log in with their password
+    expect(JSON.parse((await fresh.ok(['user', 'list', '--json'])).stdout)).toEqual([
+      expect.objectContaining({ name: 'ops', email: 'ops@lab.test', disabled: false }),
+    ]);
+    expect((await fresh.cli(['user', 'verify', 'ops', '--password-stdin'], PASSWORD)).code).toBe(0);
     expect(await dump(on)).toBe(want);
     expect((await redisOn(on, 'mget', 'greeting', 'counter')).trim()).toBe(wantRedis);
     expect((await execIn(on, 'platform_redis', ['cat', '/data/note.txt'])).trim()).toBe('precious');

@@ -280,20 +280,24 @@ describe('init on a fresh VPS (systemd, no Docker, packages only through the apt
 });
 
 /**
- * Until dpkg unpacks packages in the guest (the download is done). apt also
- * runs dpkg for a moment at its start (--print-foreign-architectures): only
- * the --unpack run counts.
+ * Until dpkg is unpacking packages in the guest and has recorded a package
+ * as half done (its journal in /var/lib/dpkg/updates is not empty): a kill
+ * now leaves what `dpkg --audit` reports. apt also runs dpkg for a moment at
+ * its start (--print-foreign-architectures): only the --unpack run counts.
  */
 async function untilInstalling(name: string): Promise<void> {
   for (let i = 0; i < 1200; i++) {
     for (const pid of guestPids(name, ['dpkg'])) {
       try {
-        if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('--unpack')) return;
+        if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('--unpack'))
+          continue;
+        // the guest's own filesystem, seen through the process
+        if (readdirSync(`/proc/${pid}/root/var/lib/dpkg/updates`).length > 0) return;
       } catch {
         // that dpkg ended meanwhile
       }
     }
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`${name}: dpkg never started unpacking`);
 }
