@@ -270,11 +270,19 @@ async function joinOn(
   });
   if (outcome.dryRun) return;
   const failed = [...outcome.report.failed.keys()];
-  if (failed.length) {
-    const retry = targets.filter((t) => failed.includes(t.label));
+  const retry = targets.filter((t) => failed.includes(t.label));
+  if (retry.length) {
     throw new UserError(
-      `${failed.length} of ${targets.length} host(s) did not join: ${failed.join(', ')} (the others did).`,
+      `${retry.length} of ${targets.length} host(s) did not join: ${retry.map((t) => t.label).join(', ')} (the others did).`,
       retryCommand(retry, opts),
+    );
+  }
+  // A member's own step failed (its firewall rules): the joins went through.
+  if (failed.length) {
+    const [first] = outcome.report.failed.values();
+    throw new UserError(
+      `The hosts joined, but a step on ${failed.join(', ')} failed: ${first?.step.title}: ${String(first?.error instanceof Error ? first.error.message : first?.error).split('\n')[0]}`,
+      `fix the cause, then run: cluster-cli firewall apply${cfgFlag(opts)} --yes`,
     );
   }
   throwOnOverlayProblems(after.state.netcheck);
