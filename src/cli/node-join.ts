@@ -277,12 +277,14 @@ async function joinOn(
       retryCommand(retry, opts),
     );
   }
-  // A member's own step failed (its firewall rules): the joins went through.
+  // A step of a member failed (its firewall rules, the stack): the joins went through.
   if (failed.length) {
     const [first] = outcome.report.failed.values();
     throw new UserError(
       `The hosts joined, but a step on ${failed.join(', ')} failed: ${first?.step.title}: ${String(first?.error instanceof Error ? first.error.message : first?.error).split('\n')[0]}`,
-      `fix the cause, then run: cluster-cli firewall apply${cfgFlag(opts)} --yes`,
+      first?.step.id.startsWith('firewall-')
+        ? `fix the cause, then run: cluster-cli firewall apply${cfgFlag(opts)} --yes`
+        : `fix the cause, then run: cluster-cli apply${cfgFlag(opts)} --yes`,
     );
   }
   throwOnOverlayProblems(after.state.netcheck);
