@@ -45,70 +45,21 @@ const PROBE = { files: FIREWALL_FILES, unit: UNIT_NAME };
  * firewall.enabled: true in cluster.yaml.
  */
 export async function runFirewallApply(opts: FirewallFlags, ctx: Ctx): Promise<void> {
-  const h = await openCluster(ctx, opts);
-  const sessions = new Map<string, HostSession>([
-    [h.manager.session.exec.label, h.manager.session],
-  ]);
-  try {
+  await firewallChange(opts, ctx, 'apply', async (h, nodes) => {
     // Every member still counts in the rules; only the chosen hosts get them.
-    const nodes = await connectHosts(
-      ctx,
-      h,
-      selectNodes(h.config, opts.node ?? []),
-      opts,
-      sessions,
-    );
     const members = memberAddresses(h.config, swarmAddresses(h));
     const fw = await firewallStepsFor(h.config, members, nodes);
-    const plan = { title: `firewall apply on ${h.config.name}`, steps: fw.steps };
-    const notes = fw.notes;
-    const next = h.config.firewall.enabled ? undefined : setEnabledInFile(h, true);
-
-    const outcome = await runPipeline(ctx, opts, {
-      name: 'firewall apply',
-      plan,
-      sessions,
-      keepGoing: true,
+    return {
+      steps: fw.steps,
+      next: h.config.firewall.enabled ? undefined : setEnabledInFile(h, true),
       preamble: membersPreamble(h.config, members),
-      async save(report) {
-        if (!next || !report || report.failed.size) return;
-        await writeFile(h.file, next);
-      },
-      summary(o) {
-        const failed = [...o.report.failed.keys()];
-        const done = nodes.filter((n) => !failed.includes(n.session.exec.label));
-        const lines = [
-          '',
-          `Firewall in step on ${done.map((n) => n.host.name).join(', ') || 'no node'}: SSH and 80/443 open, the swarm ports open to the ${h.config.hosts.length} node(s) only, ${h.config.firewall.allow.length} declared port(s), everything else closed.`,
-          ...(notes.length ? ['', 'Note:', ...notes.map((n) => `  ${n}`)] : []),
-          '',
-          'Next:',
-          `  cluster-cli firewall status${cfgFlag(opts)}`,
-          '',
-        ];
-        return {
-          text: lines.join('\n'),
-          json: {
-            changed: changesOf(o.plan).map((s) => s.title),
-            failed: [...o.report.failed.entries()].map(([host, f]) => ({
-              host,
-              step: f.step.title,
-              error: f.error instanceof Error ? f.error.message : String(f.error),
-            })),
-            notes,
-          },
-        };
-      },
-    });
-    if (outcome.report.failed.size) {
-      throw new ReportedFailure(
-        `firewall apply did not finish on ${[...outcome.report.failed.keys()].join(', ')} (the other nodes were updated).`,
-        `fix the cause, then run: cluster-cli firewall apply${cfgFlag(opts)}`,
-      );
-    }
-  } finally {
-    await closeAll(sessions.values());
-  }
+      done: (names) => [
+        `Firewall in step on ${names}: SSH and 80/443 open, the swarm ports open to the ${h.config.hosts.length} node(s) only, ${h.config.firewall.allow.length} declared port(s), everything else closed.`,
+        ...(fw.notes.length ? ['', 'Note:', ...fw.notes.map((n) => `  ${n}`)] : []),
+      ],
+      json: { notes: fw.notes },
+    };
+  });
 }
 
 /**
@@ -117,21 +68,10 @@ export async function runFirewallApply(opts: FirewallFlags, ctx: Ctx): Promise<v
  * rule. Records firewall.enabled: false when it ran on every host.
  */
 export async function runFirewallRemove(opts: FirewallFlags, ctx: Ctx): Promise<void> {
-  const h = await openCluster(ctx, opts);
-  const sessions = new Map<string, HostSession>([
-    [h.manager.session.exec.label, h.manager.session],
-  ]);
-  try {
-    const nodes = await connectHosts(
-      ctx,
-      h,
-      selectNodes(h.config, opts.node ?? []),
-      opts,
-      sessions,
-    );
+  await firewallChange(opts, ctx, 'remove', async (h, nodes) => {
     const facts = await Promise.all(nodes.map((n) => probeFirewall(n.session.exec, PROBE)));
     const plan = planFirewallRemoval(
-      `firewall remove on ${h.config.name}`,
+      '',
       nodes.map((n, i) => ({
         name: n.host.name,
         host: n.session.exec.label,
@@ -140,52 +80,97 @@ export async function runFirewallRemove(opts: FirewallFlags, ctx: Ctx): Promise<
     );
     const everyHost = nodes.length === h.config.hosts.length;
     const next = everyHost && h.config.firewall.enabled ? setEnabledInFile(h, false) : undefined;
+    return {
+      steps: [...plan.steps],
+      next,
+      done: (names) => [
+        `cluster-cli's firewall is off ${names}: the swarm ports and published container ports answer anyone the host's network lets through.`,
+        ...(!everyHost && h.config.firewall.enabled
+          ? [
+              '',
+              'Note:',
+              '  cluster.yaml keeps firewall.enabled: true (only some nodes were given): node join, node remove and firewall apply put the rules back on them.',
+            ]
+          : []),
+      ],
+      nextLine: `  cluster-cli firewall apply${cfgFlag(opts)}   # to put it back`,
+      json: { enabled: next ? false : h.config.firewall.enabled },
+    };
+  });
+}
+
+interface FirewallChange {
+  readonly steps: Step[];
+  /** cluster.yaml's new text, written once every node is done; undefined: unchanged. */
+  readonly next: string | undefined;
+  readonly preamble?: { text: string; json: unknown };
+  /** The summary's lines, given the names of the nodes done. */
+  done(names: string): string[];
+  /** One more line under Next:. */
+  readonly nextLine?: string;
+  readonly json: Record<string, unknown>;
+}
+
+/**
+ * The shared run of apply and remove: a session per chosen host, the plan
+ * through the pipeline on all of them at once (keep going past a failed one),
+ * cluster.yaml saved only when every node is done, and a failure named.
+ */
+async function firewallChange(
+  opts: FirewallFlags,
+  ctx: Ctx,
+  verb: 'apply' | 'remove',
+  build: (h: ClusterHandle, nodes: FirewallTarget[]) => Promise<FirewallChange>,
+): Promise<void> {
+  const h = await openCluster(ctx, opts);
+  const sessions = new Map<string, HostSession>([
+    [h.manager.session.exec.label, h.manager.session],
+  ]);
+  try {
+    const chosen = selectNodes(h.config, opts.node ?? []);
+    const nodes = await connectHosts(ctx, h, chosen, opts, sessions);
+    const c = await build(h, nodes);
+    const plan = { title: `firewall ${verb} on ${h.config.name}`, steps: c.steps };
     const outcome = await runPipeline(ctx, opts, {
-      name: 'firewall remove',
+      name: `firewall ${verb}`,
       plan,
       sessions,
       keepGoing: true,
+      ...(c.preamble ? { preamble: c.preamble } : {}),
       async save(report) {
-        if (!next || !report || report.failed.size) return;
-        await writeFile(h.file, next);
+        if (!c.next || !report || report.failed.size) return;
+        await writeFile(h.file, c.next);
       },
       summary(o) {
         const failed = [...o.report.failed.keys()];
         const done = nodes.filter((n) => !failed.includes(n.session.exec.label));
         const lines = [
           '',
-          `cluster-cli's firewall is off ${done.map((n) => n.host.name).join(', ') || 'no node'}: the swarm ports and published container ports answer anyone the host's network lets through.`,
-          ...(!everyHost && h.config.firewall.enabled
-            ? [
-                '',
-                'Note:',
-                '  cluster.yaml keeps firewall.enabled: true (only some nodes were given): node join, node remove and firewall apply put the rules back on them.',
-              ]
-            : []),
+          ...c.done(done.map((n) => n.host.name).join(', ') || 'no node'),
           '',
           'Next:',
           `  cluster-cli firewall status${cfgFlag(opts)}`,
-          `  cluster-cli firewall apply${cfgFlag(opts)}   # to put it back`,
+          ...(c.nextLine ? [c.nextLine] : []),
           '',
         ];
         return {
           text: lines.join('\n'),
           json: {
-            changed: changesOf(o.plan).map((s) => s.title),
+            changed: changesOf(o.plan).map((x) => x.title),
             failed: [...o.report.failed.entries()].map(([host, f]) => ({
               host,
               step: f.step.title,
               error: f.error instanceof Error ? f.error.message : String(f.error),
             })),
-            enabled: next ? false : h.config.firewall.enabled,
+            ...c.json,
           },
         };
       },
     });
     if (outcome.report.failed.size) {
       throw new ReportedFailure(
-        `firewall remove did not finish on ${[...outcome.report.failed.keys()].join(', ')} (the other nodes are done).`,
-        `fix the cause, then run: cluster-cli firewall remove${cfgFlag(opts)}`,
+        `firewall ${verb} did not finish on ${[...outcome.report.failed.keys()].join(', ')} (the other nodes are done).`,
+        `fix the cause, then run: cluster-cli firewall ${verb}${cfgFlag(opts)}`,
       );
     }
   } finally {
