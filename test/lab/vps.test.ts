@@ -275,7 +275,7 @@ describe('init on a fresh VPS (systemd, no Docker, packages only through the apt
     const audit = await guestOk('vps4', 'dpkg --audit');
     const status = await guestOk(
       'vps4',
-      "dpkg-query -W -f='${Status}' docker.io 2>/dev/null || true",
+      `dpkg-query -W -f='\${Status}' docker.io 2>/dev/null || true`,
     );
     expect(audit !== '' || status !== 'install ok installed', `${audit} / ${status}`).toBe(true);
     const interrupted = (await guestOk('vps4', 'ls -A /var/lib/dpkg/updates')) !== '';
