@@ -8,6 +8,7 @@ import { parseTimeoutFlag } from './ask.js';
 import { cfgFlag, hostTarget, openCluster, stackStepsFor } from './cluster.js';
 import type { SshFlags } from './connect.js';
 import type { Ctx } from './context.js';
+import { firewallNoteLines } from './firewall.js';
 import { planJoinFirewall } from './join-firewall.js';
 import {
   afterJoin,
@@ -126,10 +127,7 @@ export async function runApply(opts: ApplyOpts, ctx: Ctx): Promise<void> {
       sessions,
       keepGoing: true,
       preamble: {
-        text: [
-          tables,
-          ...(fw?.notes.length ? ['', 'Firewall notes:', ...fw.notes.map((n) => `  ${n}`)] : []),
-        ].join('\n'),
+        text: [tables, ...firewallNoteLines(fw?.notes)].join('\n'),
         json: Object.fromEntries(applyHosts.map((a, i) => [a.label, reports[i]?.rows])),
       },
       beforeApply: after.beforeApply,

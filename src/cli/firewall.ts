@@ -301,6 +301,11 @@ export async function connectHosts(
   );
 }
 
+/** The preamble lines for a plan's firewall notes; none without notes. */
+export function firewallNoteLines(notes: readonly string[] | undefined): string[] {
+  return notes?.length ? ['', 'Firewall notes:', ...notes.map((n) => `  ${n}`)] : [];
+}
+
 /**
  * Read each node's firewall and plan the steps that give it the rules for
  * `config`'s members (a `wave` of their own: all nodes at once), with the

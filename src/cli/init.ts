@@ -27,7 +27,7 @@ import { askInput, askSelect, checked, parseTimeoutFlag } from './ask.js';
 import { connectSession } from './connect.js';
 import type { Ctx } from './context.js';
 import { converge } from './converge-progress.js';
-import { firewallStepsFor } from './firewall.js';
+import { firewallNoteLines, firewallStepsFor } from './firewall.js';
 import { type Outcome, runPipeline } from './pipeline.js';
 
 export interface InitOpts {
@@ -258,10 +258,7 @@ async function initOn(session: HostSession, r: InitRun): Promise<Outcome> {
     plan,
     sessions: new Map([[exec.label, session]]),
     preamble: {
-      text: [
-        table,
-        ...(fw?.notes.length ? ['', 'Firewall notes:', ...fw.notes.map((n) => `  ${n}`)] : []),
-      ].join('\n'),
+      text: [table, ...firewallNoteLines(fw?.notes)].join('\n'),
       json: report.rows,
     },
     async converge(mode) {

@@ -23,6 +23,7 @@ import { parseTimeoutFlag } from './ask.js';
 import { type ClusterHandle, cfgFlag, openCluster, stackStepsFor } from './cluster.js';
 import { connectTarget, type SshFlags } from './connect.js';
 import type { Ctx } from './context.js';
+import { firewallNoteLines } from './firewall.js';
 import { planJoinFirewall } from './join-firewall.js';
 import {
   afterJoin,
@@ -235,7 +236,7 @@ async function joinOn(
               `Not answering yet, opened by the firewall steps below: ${waiting.map((r) => `${r.from} -> ${r.to} ${r.port}/tcp`).join(', ')}`,
             ]
           : []),
-        ...(fw?.notes.length ? ['', 'Firewall notes:', ...fw.notes.map((n) => `  ${n}`)] : []),
+        ...firewallNoteLines(fw?.notes),
       ].join('\n'),
       json: Object.fromEntries(targets.map((t, i) => [t.label, reports[i]?.rows])),
     },
